@@ -1,0 +1,128 @@
+"""A private Mosquitto for the demo, the tests and the benchmarks.
+
+The configuration is the one a production broker needs for at-least-once ingest
+(see docs/broker.md): no cap on queued QoS 1 messages for an absent subscriber, a
+large in-flight window, and persistence in a folder the broker can write.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# The settings that make Mosquitto safe for acknowledge-after-commit ingest.
+AT_LEAST_ONCE_SETTINGS = """\
+max_queued_messages 0
+max_queued_bytes 0
+max_inflight_messages 10000
+max_inflight_bytes 0
+upgrade_outgoing_qos false
+persistent_client_expiration 14d
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
+
+
+@dataclass
+class MosquittoProcess:
+    """A running private broker; ``stop()`` ends it, ``restart()`` keeps its persistence."""
+
+    port: int
+    data_dir: Path
+    extra_config: str = ""
+    persistence: bool = True
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "mosquitto.conf"
+
+    def write_config(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            AT_LEAST_ONCE_SETTINGS,
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.data_dir}/",
+            "autosave_interval 1",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        if os.geteuid() == 0:
+            # Stay root: the broker must be able to write its persistence folder.
+            lines.append("user root")
+        self.config_path.write_text("\n".join(lines) + "\n" + self.extra_config)
+
+    def start(self, *, timeout_s: float = 10.0) -> MosquittoProcess:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise FileNotFoundError("mosquitto binary not found on PATH")
+        self.write_config()
+        log = (self.data_dir / "mosquitto.log").open("ab")
+        self.process = subprocess.Popen(
+            [binary, "-c", str(self.config_path)], stdout=log, stderr=log, start_new_session=True
+        )
+        wait_for_port("127.0.0.1", self.port, timeout_s=timeout_s, process=self.process)
+        return self
+
+    def stop(self, *, timeout_s: float = 10.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: mosquitto saves its persistence file
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def wait_for_port(
+    host: str, port: int, *, timeout_s: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{host}:{port} not listening after {timeout_s}s") from None
+            time.sleep(0.05)
+
+
+def start_mosquitto(data_dir: Path, *, port: int | None = None, extra_config: str = "") -> MosquittoProcess:
+    """Start a private broker on ``port`` (a free one by default)."""
+    broker = MosquittoProcess(port=port or free_port(), data_dir=data_dir, extra_config=extra_config)
+    return broker.start()

@@ -1,0 +1,1 @@
+"""Subcommands of ``citytel``; each module has ``register(app)``."""

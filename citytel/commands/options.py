@@ -1,0 +1,33 @@
+"""Options and helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from citytel.logs import configure_logging
+from citytel.settings import CommonSettings, load_settings
+
+T = TypeVar("T")
+S = TypeVar("S", bound=CommonSettings)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (environment overrides it).",
+                 exists=True, dir_okay=False),
+]
+
+
+def settings_for(cls: type[S], config: Path | None, **overrides: Any) -> S:
+    """Load settings (exit 2 with one line per bad value) and configure logging."""
+    settings = load_settings(cls, config, **{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(settings.log_level)
+    return settings
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)

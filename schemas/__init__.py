@@ -1,0 +1,82 @@
+"""citytel device contract v1: topics, payload models, registry, SQL schema.
+
+Depends on nothing else in the project.
+"""
+
+from schemas.errors import ContractError, MigrationError, TopicError
+from schemas.payloads import (
+    ENERGY_COLUMNS,
+    EVENT_COLUMNS,
+    MAX_BATCH_OBJECTS,
+    MAX_PAYLOAD_BYTES,
+    POLE_COLUMNS,
+    SIGNAL_COLUMNS,
+    SIGNAL_FAULT_CODES,
+    TELEMETRY_COLUMNS,
+    TELEMETRY_MODELS,
+    TELEMETRY_TABLES,
+    EnergyTelemetry,
+    Event,
+    EventType,
+    PoleTelemetry,
+    Severity,
+    SignalMode,
+    SignalTelemetry,
+    Status,
+    energy_balance_ok,
+    extra_fields,
+    model_for,
+)
+from schemas.registry import DEVICE_COLUMNS, Device, PoleFunction, SiteType, device_row
+from schemas.timestamps import Timestamp, format_rfc3339, to_epoch_ms
+from schemas.topics import (
+    SUBSCRIPTION,
+    TOPIC_ROOT,
+    Channel,
+    Kind,
+    Topic,
+    build_topic,
+    parse_topic,
+)
+
+__all__ = [
+    "DEVICE_COLUMNS",
+    "ENERGY_COLUMNS",
+    "EVENT_COLUMNS",
+    "MAX_BATCH_OBJECTS",
+    "MAX_PAYLOAD_BYTES",
+    "POLE_COLUMNS",
+    "SIGNAL_COLUMNS",
+    "SIGNAL_FAULT_CODES",
+    "SUBSCRIPTION",
+    "TELEMETRY_COLUMNS",
+    "TELEMETRY_MODELS",
+    "TELEMETRY_TABLES",
+    "TOPIC_ROOT",
+    "Channel",
+    "ContractError",
+    "Device",
+    "EnergyTelemetry",
+    "Event",
+    "EventType",
+    "Kind",
+    "MigrationError",
+    "PoleFunction",
+    "PoleTelemetry",
+    "Severity",
+    "SignalMode",
+    "SignalTelemetry",
+    "SiteType",
+    "Status",
+    "Timestamp",
+    "Topic",
+    "TopicError",
+    "build_topic",
+    "device_row",
+    "energy_balance_ok",
+    "extra_fields",
+    "format_rfc3339",
+    "model_for",
+    "parse_topic",
+    "to_epoch_ms",
+]

@@ -1,0 +1,115 @@
+"""Shared fixtures: a fresh database per session, a private Mosquitto, clean tables per test."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from citytel.broker import MosquittoProcess, start_mosquitto
+from citytel.urls import DatabaseUrl
+from schemas.migrate import migrate
+
+ADMIN_URL = DatabaseUrl(
+    os.environ.get("CITYTEL_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+)
+# A server with TimescaleDB preloaded, when one is available (see docs/development.md).
+TIMESCALE_ADMIN_URL = os.environ.get("CITYTEL_TEST_TIMESCALE_URL")
+
+TRUNCATE = """
+TRUNCATE pole_telemetry, signal_telemetry, energy_telemetry, device_events, device_status,
+         devices, dead_letters, unknown_fields
+"""
+
+
+async def create_database(admin: DatabaseUrl, prefix: str) -> DatabaseUrl:
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    conn = await asyncpg.connect(str(admin), timeout=10)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return admin.with_database(name)
+
+
+async def drop_database(admin: DatabaseUrl, url: DatabaseUrl) -> None:
+    conn = await asyncpg.connect(str(admin), timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[DatabaseUrl]:
+    """A fresh database for the session, migrated on plain PostgreSQL storage."""
+    url = await create_database(ADMIN_URL, "citytel_test")
+    conn = await asyncpg.connect(str(url))
+    try:
+        await migrate(conn, storage="postgres")
+    finally:
+        await conn.close()
+    yield url
+    await drop_database(ADMIN_URL, url)
+
+
+@pytest.fixture
+async def db(database_url: DatabaseUrl) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the session database, with every table emptied first."""
+    conn = await asyncpg.connect(str(database_url))
+    await conn.execute(TRUNCATE)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoProcess]:
+    """A private Mosquitto with the at-least-once configuration, on a free port."""
+    broker = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def fresh_mosquitto(tmp_path: Path) -> Iterator[MosquittoProcess]:
+    """A broker of this test's own, for tests that stop or restart it."""
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def city() -> str:
+    """A city name unique to the test, so topics of tests never meet."""
+    return f"t{secrets.token_hex(4)}"
+
+
+class _ExceptionRecorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def fail_on_log_exception(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that logs an unexpected exception (``logger.exception``)."""
+    recorder = _ExceptionRecorder()
+    logging.getLogger().addHandler(recorder)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(recorder)
+    if recorder.records and not request.node.get_closest_marker("allow_logged_exceptions"):
+        record = recorder.records[0]
+        pytest.fail(f"logged exception in {record.name}: {record.getMessage()}")
