@@ -82,10 +82,11 @@ class MosquittoProcess:
         if binary is None:
             raise FileNotFoundError("mosquitto binary not found on PATH")
         self.write_config()
-        log = (self.data_dir / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen(
-            [binary, "-c", str(self.config_path)], stdout=log, stderr=log, start_new_session=True
-        )
+        with (self.data_dir / "mosquitto.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [binary, "-c", str(self.config_path)], stdout=log, stderr=log,
+                start_new_session=True,
+            )
         wait_for_port("127.0.0.1", self.port, timeout_s=timeout_s, process=self.process)
         return self
 

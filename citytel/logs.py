@@ -38,6 +38,9 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace our own handler from an earlier call; leave handlers others installed.
+    for old in [h for h in root.handlers if isinstance(h.formatter, KeyValueFormatter)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("asyncio").setLevel(logging.WARNING)

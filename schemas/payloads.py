@@ -21,7 +21,8 @@ ENERGY_BALANCE_SHARE = 0.05
 
 # Text stored in PostgreSQL may not contain NUL; refuse it at the contract.
 Text = Annotated[str, StringConstraints(max_length=1024, pattern=r"^[^\x00]*$")]
-NonNegInt = Annotated[int, Field(ge=0)]
+# Integers are stored as bigint.
+NonNegInt = Annotated[int, Field(ge=0, le=2**63 - 1)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 
 
@@ -85,7 +86,7 @@ class SignalTelemetry(_Message):
     cycle_s: Annotated[float, Field(ge=0, le=600)] | None = None
     stage: NonNegInt | None = None
     offset_s: NonNegFloat | None = None
-    volume: Annotated[int, Field(ge=0, description="vehicles since previous report")] | None = None
+    volume: Annotated[NonNegInt, Field(description="vehicles since previous report")] | None = None
     occupancy_pct: Annotated[float, Field(ge=0, le=100)] | None = None
     queue_m: NonNegFloat | None = None
 

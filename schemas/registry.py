@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -59,6 +58,8 @@ class Device(BaseModel):
     @field_validator("functions", mode="before")
     @classmethod
     def _split_functions(cls, value: Any) -> Any:
+        if value is None:
+            return []
         if isinstance(value, str):
             return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
         return value

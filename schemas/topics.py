@@ -79,7 +79,8 @@ def build_topic(city: str, kind: Kind | str, device_id: str, channel: Channel | 
 def _explain_topic(topic: str) -> str:
     parts = topic.split("/")
     if len(parts) != 6 or "/".join(parts[:2]) != TOPIC_ROOT:
-        return f"topic {topic[:200]!r} is not citytel/v1/{{city}}/{{kind}}/{{device_id}}/{{channel}}"
+        shape = "citytel/v1/{city}/{kind}/{device_id}/{channel}"
+        return f"topic {topic[:200]!r} is not {shape}"
     _, _, city, kind, device_id, channel = parts
     if not is_valid_city(city):
         return f"city {city[:64]!r} does not match {CITY_PATTERN}"

@@ -1,9 +1,57 @@
-"""Not yet available."""
+"""``citytel dashboards build|push``: Grafana dashboards as code."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from citytel.commands.options import ConfigOption, settings_for
+from citytel.settings import DashboardSettings
+from dashboards.build import PROVISIONED_DATASOURCE_UID, default_out_dir, write_files
+from dashboards.errors import DashboardError
+from dashboards.push import push_dashboards
+
+
+def build(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Output folder (default: the dashboards package folder).", file_okay=False
+        ),
+    ] = None,
+) -> None:
+    """Write the dashboard JSON (import and provisioning variants) and provisioning YAML."""
+    out_dir = out or default_out_dir()
+    for path in write_files(out_dir):
+        typer.echo(str(path))
+
+
+def push(
+    config: ConfigOption = None,
+    timeout_s: Annotated[
+        float, typer.Option("--timeout-s", min=0.1, help="Timeout of each request to Grafana.")
+    ] = 10.0,
+    datasource_uid: Annotated[
+        str, typer.Option(help="uid of the Grafana data source the panels query.")
+    ] = PROVISIONED_DATASOURCE_UID,
+) -> None:
+    """Create the folder if missing and upsert every dashboard (CITYTEL_GRAFANA_*)."""
+    settings = settings_for(DashboardSettings, config)
+    try:
+        pushed = push_dashboards(settings, timeout_s=timeout_s, datasource_uid=datasource_uid)
+    except DashboardError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for dashboard in pushed:
+        typer.echo(f"{dashboard.uid}\tversion {dashboard.version}\t{dashboard.url}")
 
 
 def register(app: typer.Typer) -> None:
-    """Nothing to register yet: a command that does nothing is not listed."""
+    group = typer.Typer(
+        help="Grafana dashboards as code: build files, push to Grafana.", no_args_is_help=True
+    )
+    group.command("build")(build)
+    group.command("push")(push)
+    app.add_typer(group, name="dashboards")

@@ -1,0 +1,244 @@
+"""SQL of the API. Only whitelisted column names are ever put into SQL text.
+
+Telemetry SQL runs on both storage modes (day-partitioned tables on plain
+PostgreSQL, hypertables on TimescaleDB), so buckets use ``date_bin``.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import asyncpg
+
+from schemas.payloads import TELEMETRY_COLUMNS, TELEMETRY_MODELS, TELEMETRY_TABLES
+from schemas.topics import Kind
+
+ColumnType = Literal["number", "bool", "text"]
+
+# Buckets start at multiples of the bucket size counted from this UTC instant.
+BUCKET_ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
+
+_DEVICE_SELECT = """
+SELECT d.device_id, d.kind, d.city, d.district, d.name, d.lat, d.lon, d.interval_s,
+       d.installed_at, d.functions, d.intersection, d.arterial, d.site_type,
+       d.pv_capacity_kw, d.storage_capacity_kwh, d.registered_by, d.updated_at,
+       s.online, s.last_seen, s.fw
+FROM devices d LEFT JOIN device_status s ON s.device_id = d.device_id
+"""
+_DEVICE_FILTER = """
+WHERE ($1::text IS NULL OR d.city = $1)
+  AND ($2::text IS NULL OR d.kind = $2)
+  AND ($3::text IS NULL OR d.district = $3)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFilter:
+    city: str | None = None
+    kind: str | None = None
+    district: str | None = None
+
+
+async def fetch_device(conn: asyncpg.Connection, device_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(_DEVICE_SELECT + "WHERE d.device_id = $1", device_id)
+
+
+async def list_devices(
+    conn: asyncpg.Connection, where: DeviceFilter, *, limit: int, offset: int
+) -> tuple[int, list[asyncpg.Record]]:
+    """``(total matching, one page)`` in device_id order."""
+    args = (where.city, where.kind, where.district)
+    total = await conn.fetchval("SELECT count(*) FROM devices d" + _DEVICE_FILTER, *args)
+    rows = await conn.fetch(
+        _DEVICE_SELECT + _DEVICE_FILTER + "ORDER BY d.device_id LIMIT $4 OFFSET $5",
+        *args,
+        limit,
+        offset,
+    )
+    return total, rows
+
+
+def column_type(kind: Kind, column: str) -> ColumnType:
+    """How a telemetry column aggregates, derived from the contract's model."""
+    annotation = TELEMETRY_MODELS[kind].model_fields[column].annotation
+    members = typing.get_args(annotation) or (annotation,)
+    if bool in members:
+        return "bool"
+    if any(isinstance(m, type) and issubclass(m, str) for m in members):
+        return "text"
+    return "number"
+
+
+def _column(column: str, alias: str = "t") -> str:
+    return f'{alias}."{column}"'
+
+
+def aggregate_expr(agg: str, kind: Kind, column: str) -> str:
+    """SQL of one aggregate over a whitelisted column; ``last`` by time, NULLs skipped."""
+    ref = _column(column)
+    if agg == "last":
+        return f"(array_agg({ref} ORDER BY t.ts DESC) FILTER (WHERE {ref} IS NOT NULL))[1]"
+    value = f"{ref}::int" if column_type(kind, column) == "bool" else ref
+    if agg in ("avg", "sum"):
+        return f"{agg}({value})::double precision"
+    return f"{agg}({value})"
+
+
+async def fetch_raw_series(
+    conn: asyncpg.Connection,
+    kind: Kind,
+    device_id: str,
+    columns: Sequence[str],
+    *,
+    start: datetime,
+    end: datetime,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Rows of one device in time order; at most ``limit``."""
+    _check_columns(kind, columns)
+    selected = ", ".join(f"{_column(c)} AS {c}" for c in columns)
+    sql = (
+        f"SELECT t.ts, {selected} FROM {TELEMETRY_TABLES[kind]} t"
+        " WHERE t.device_id = $1 AND t.ts >= $2 AND t.ts < $3 ORDER BY t.ts LIMIT $4"
+    )
+    return await conn.fetch(sql, device_id, start, end, limit)
+
+
+async def fetch_bucketed_series(
+    conn: asyncpg.Connection,
+    kind: Kind,
+    device_id: str,
+    columns: Sequence[str],
+    *,
+    start: datetime,
+    end: datetime,
+    bucket: timedelta,
+    agg: str,
+) -> list[asyncpg.Record]:
+    """One row per non-empty bucket: ``bucket``, ``n`` (readings) and each column's aggregate."""
+    _check_columns(kind, columns)
+    selected = ", ".join(f"{aggregate_expr(agg, kind, c)} AS {c}" for c in columns)
+    sql = (
+        f"SELECT date_bin($4::interval, t.ts, {BUCKET_ORIGIN}) AS bucket, count(*) AS n,"
+        f" {selected} FROM {TELEMETRY_TABLES[kind]} t"
+        " WHERE t.device_id = $1 AND t.ts >= $2 AND t.ts < $3 GROUP BY 1 ORDER BY 1"
+    )
+    return await conn.fetch(sql, device_id, start, end, bucket)
+
+
+async def fetch_kind_aggregate(
+    conn: asyncpg.Connection,
+    kind: Kind,
+    column: str,
+    where: DeviceFilter,
+    *,
+    start: datetime,
+    end: datetime,
+    bucket: timedelta,
+    agg: str,
+) -> list[asyncpg.Record]:
+    """Per bucket over every reading of the kind's devices in a city/district:
+    ``bucket``, ``n`` (readings), ``devices`` (distinct reporting devices), ``value``."""
+    _check_columns(kind, [column])
+    sql = (
+        f"SELECT date_bin($1::interval, t.ts, {BUCKET_ORIGIN}) AS bucket, count(*) AS n,"
+        f" count(DISTINCT t.device_id) AS devices, {aggregate_expr(agg, kind, column)} AS value"
+        f" FROM {TELEMETRY_TABLES[kind]} t JOIN devices d ON d.device_id = t.device_id"
+        " WHERE d.kind = $2 AND t.ts >= $3 AND t.ts < $4"
+        " AND ($5::text IS NULL OR d.city = $5) AND ($6::text IS NULL OR d.district = $6)"
+        " GROUP BY 1 ORDER BY 1"
+    )
+    return await conn.fetch(sql, bucket, str(kind), start, end, where.city, where.district)
+
+
+def _check_columns(kind: Kind, columns: Sequence[str]) -> None:
+    """Last line of defence: the caller validated these, SQL text never sees anything else."""
+    unknown = set(columns) - set(TELEMETRY_COLUMNS[kind])
+    if unknown:
+        raise ValueError(f"not {kind} telemetry columns: {sorted(unknown)}")
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    device_id: str | None = None
+    city: str | None = None
+    type: str | None = None
+    severity: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+async def list_events(
+    conn: asyncpg.Connection, where: EventFilter, *, limit: int
+) -> list[asyncpg.Record]:
+    """Newest first; city and kind come from the registry (NULL for unknown devices)."""
+    return await conn.fetch(
+        """
+        SELECT e.device_id, d.city, d.kind, e.ts, e.type, e.code, e.severity, e.message,
+               e.seq, e.extra, e.received_at
+        FROM device_events e LEFT JOIN devices d ON d.device_id = e.device_id
+        WHERE ($1::text IS NULL OR e.device_id = $1)
+          AND ($2::text IS NULL OR d.city = $2)
+          AND ($3::text IS NULL OR e.type = $3)
+          AND ($4::text IS NULL OR e.severity = $4)
+          AND ($5::timestamptz IS NULL OR e.ts >= $5)
+          AND ($6::timestamptz IS NULL OR e.ts < $6)
+        ORDER BY e.ts DESC, e.device_id
+        LIMIT $7
+        """,
+        where.device_id,
+        where.city,
+        where.type,
+        where.severity,
+        where.start,
+        where.end,
+        limit,
+    )
+
+
+async def list_dead_letters(
+    conn: asyncpg.Connection,
+    *,
+    reason: str | None,
+    since: datetime | None,
+    limit: int,
+    payload_max_bytes: int,
+) -> list[asyncpg.Record]:
+    """Newest first; the payload cut to ``payload_max_bytes``, its full size in ``size``."""
+    return await conn.fetch(
+        """
+        SELECT id, received_at, topic, reason, detail, device_id, replayed_at,
+               substring(payload FROM 1 FOR $4) AS payload, octet_length(payload) AS size
+        FROM dead_letters
+        WHERE ($1::text IS NULL OR reason = $1)
+          AND ($2::timestamptz IS NULL OR received_at >= $2)
+        ORDER BY received_at DESC, id DESC
+        LIMIT $3
+        """,
+        reason,
+        since,
+        limit,
+        payload_max_bytes,
+    )
+
+
+async def summarize_dead_letters(
+    conn: asyncpg.Connection, *, since: datetime | None
+) -> list[asyncpg.Record]:
+    """Counts per reason, most frequent first."""
+    return await conn.fetch(
+        """
+        SELECT reason, count(*) AS count,
+               count(*) FILTER (WHERE replayed_at IS NULL) AS not_replayed,
+               min(received_at) AS first_received_at, max(received_at) AS last_received_at
+        FROM dead_letters
+        WHERE ($1::timestamptz IS NULL OR received_at >= $1)
+        GROUP BY reason
+        ORDER BY count DESC, reason
+        """,
+        since,
+    )

@@ -1,0 +1,110 @@
+"""Dead letters: messages the collector refused, with why, for operators."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated, Literal
+
+import asyncpg
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel
+
+from api import queries
+from api.deps import Db
+
+router = APIRouter(prefix="/deadletters", tags=["deadletters"])
+
+# The reasons the dead_letters table accepts (its CHECK constraint).
+Reason = Literal[
+    "invalid_json",
+    "schema",
+    "bad_topic",
+    "too_large",
+    "future_ts",
+    "device_mismatch",
+    "unknown_device",
+    "registry_mismatch",
+    "rate_limited",
+]
+MAX_LETTERS = 500
+PAYLOAD_SHOWN_BYTES = 64 * 1024
+SinceQuery = Annotated[
+    AwareDatetime | None, Query(description="Only letters received at or after, RFC 3339.")
+]
+
+
+class DeadLetter(BaseModel):
+    """One refused message. The payload is shown up to 64 KiB: base64 always,
+    as text too when those bytes are UTF-8; ``payload_size`` is the full size."""
+
+    id: int
+    received_at: datetime
+    topic: str
+    reason: str
+    detail: str | None
+    device_id: str | None
+    replayed_at: datetime | None
+    payload_size: int
+    payload_truncated: bool
+    payload_base64: str
+    payload_text: str | None
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> DeadLetter:
+        payload: bytes = record["payload"]
+        return cls(
+            id=record["id"],
+            received_at=record["received_at"],
+            topic=record["topic"],
+            reason=record["reason"],
+            detail=record["detail"],
+            device_id=record["device_id"],
+            replayed_at=record["replayed_at"],
+            payload_size=record["size"],
+            payload_truncated=record["size"] > len(payload),
+            payload_base64=base64.b64encode(payload).decode("ascii"),
+            payload_text=_utf8_or_none(payload),
+        )
+
+
+class ReasonCount(BaseModel):
+    reason: str
+    count: int
+    not_replayed: int
+    first_received_at: datetime
+    last_received_at: datetime
+
+
+class DeadLetterSummary(BaseModel):
+    total: int
+    reasons: list[ReasonCount]
+
+
+def _utf8_or_none(payload: bytes) -> str | None:
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+@router.get("")
+async def list_dead_letters(
+    db: Db,
+    reason: Reason | None = None,
+    since: SinceQuery = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LETTERS)] = 50,
+) -> list[DeadLetter]:
+    """Newest first, filtered by reason and receipt time."""
+    rows = await queries.list_dead_letters(
+        db, reason=reason, since=since, limit=limit, payload_max_bytes=PAYLOAD_SHOWN_BYTES
+    )
+    return [DeadLetter.from_record(r) for r in rows]
+
+
+@router.get("/summary")
+async def summarize_dead_letters(db: Db, since: SinceQuery = None) -> DeadLetterSummary:
+    """How many letters per reason, most frequent first."""
+    rows = await queries.summarize_dead_letters(db, since=since)
+    reasons = [ReasonCount.model_validate(dict(r)) for r in rows]
+    return DeadLetterSummary(total=sum(r.count for r in reasons), reasons=reasons)

@@ -1,0 +1,67 @@
+"""A batch: everything decoded from a run of messages, written in one transaction."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas.topics import Kind
+
+REASONS = (
+    "invalid_json",
+    "schema",
+    "bad_topic",
+    "too_large",
+    "future_ts",
+    "device_mismatch",
+    "unknown_device",
+    "registry_mismatch",
+    "rate_limited",
+)
+
+
+@dataclass(slots=True)
+class Refusal:
+    """One dead letter: the raw bytes refused and why."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    detail: str
+    device_id: str | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows by target table, dead letters, device state, and the messages to acknowledge."""
+
+    telemetry: dict[Kind, list[tuple[Any, ...]]] = field(
+        default_factory=lambda: {kind: [] for kind in Kind}
+    )
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    statuses: dict[str, tuple[bool, datetime, str | None]] = field(default_factory=dict)
+    last_seen: dict[str, datetime] = field(default_factory=dict)
+    refusals: list[Refusal] = field(default_factory=list)
+    unknown_fields: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Messages from devices the in-memory registry does not know: resolved by the writer.
+    pending: list[tuple[str, bytes]] = field(default_factory=list)
+    # Every message, so a batch the database refuses can be retried one message at a time.
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    acks: list[int] = field(default_factory=list)
+    generation: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def see(self, device_id: str, ts: datetime) -> None:
+        seen = self.last_seen.get(device_id)
+        if seen is None or ts > seen:
+            self.last_seen[device_id] = ts
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(rows) for rows in self.telemetry.values()) + len(self.events)

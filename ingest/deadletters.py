@@ -1,0 +1,129 @@
+"""Dead letters: list them, and replay them after a registry or contract fix."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from ingest.batch import Batch
+from ingest.decode import DecodePolicy, MessageDecoder
+from ingest.registry import load_registry
+from ingest.resolve import UnknownDevicePolicy, resolve_pending
+from ingest.writer import BatchWriter
+
+logger = logging.getLogger(__name__)
+
+_SELECT = """
+SELECT id, received_at, topic, payload, reason, detail, device_id, replayed_at
+FROM dead_letters
+WHERE ($1::text IS NULL OR reason = $1)
+  AND ($2::timestamptz IS NULL OR received_at >= $2)
+  AND ($3 OR replayed_at IS NULL)
+ORDER BY id
+LIMIT $4
+"""
+
+
+async def list_dead_letters(
+    conn: asyncpg.Connection,
+    *,
+    reason: str | None = None,
+    since: datetime | None = None,
+    include_replayed: bool = False,
+    limit: int = 100,
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(_SELECT, reason, since, include_replayed, limit))
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    examined: int = 0
+    ingested: int = 0
+    still_refused: dict[str, int] = field(default_factory=dict)
+
+
+async def replay_dead_letters(
+    dsn: str,
+    *,
+    policy: DecodePolicy,
+    unknown_devices: UnknownDevicePolicy = "reject",
+    reason: str | None = None,
+    since: datetime | None = None,
+    chunk: int = 1000,
+) -> ReplayReport:
+    """Re-validate dead letters; ingest those that now pass, exactly once.
+
+    A dead letter that passes is written and marked ``replayed_at`` in the same
+    transaction, so a second replay does not ingest it again. Those still refused stay
+    as they are (their new refusal is the same row, by digest).
+    """
+    report = ReplayReport()
+    writer = BatchWriter(dsn)
+    conn = await writer.connect()
+    registry = await load_registry(conn)
+    decoder = MessageDecoder(policy, registry)
+    last_id = 0
+    try:
+        while True:
+            rows = await conn.fetch(
+                "SELECT id, topic, payload FROM dead_letters WHERE id > $1 AND replayed_at IS NULL"
+                " AND ($2::text IS NULL OR reason = $2)"
+                " AND ($3::timestamptz IS NULL OR received_at >= $3) ORDER BY id LIMIT $4",
+                last_id, reason, since, chunk,
+            )
+            if not rows:
+                return report
+            last_id = rows[-1]["id"]
+            batch, passed = _replay_batch(rows, decoder, report)
+            await resolve_pending(conn, batch, decoder, registry, unknown_devices)
+            for refusal in batch.refusals:
+                report.still_refused[refusal.reason] = report.still_refused.get(refusal.reason, 0) + 1
+            refused = _refused_ids(rows, batch)
+            batch.refusals.clear()  # already stored; keep them as they are
+            passed = [i for i in passed if i not in refused]
+            await writer.write(batch, mark_replayed=passed)
+            report.ingested += len(passed)
+    finally:
+        await writer.close()
+
+
+def _replay_batch(
+    rows: list[Any], decoder: MessageDecoder, report: ReplayReport
+) -> tuple[Batch, list[int]]:
+    """Decode each dead letter on its own; collect the ones that now pass."""
+    batch = Batch()
+    passed: list[int] = []
+    for row in rows:
+        report.examined += 1
+        single = Batch()
+        decoder.decode(row["topic"], bytes(row["payload"]), single)
+        if single.refusals:
+            batch.refusals.extend(single.refusals)
+            continue
+        if single.pending:
+            batch.pending.extend((t, p) for t, p in single.pending)
+            batch.messages.append((row["topic"], bytes(row["payload"])))
+            passed.append(row["id"])
+            continue
+        _merge(batch, single)
+        passed.append(row["id"])
+    return batch, passed
+
+
+def _refused_ids(rows: list[Any], batch: Batch) -> set[int]:
+    refused = {(r.topic, r.payload) for r in batch.refusals}
+    return {row["id"] for row in rows if (row["topic"], bytes(row["payload"])) in refused}
+
+
+def _merge(into: Batch, single: Batch) -> None:
+    for kind, rows in single.telemetry.items():
+        into.telemetry[kind].extend(rows)
+    into.events.extend(single.events)
+    into.statuses.update(single.statuses)
+    for device_id, ts in single.last_seen.items():
+        into.see(device_id, ts)
+    into.unknown_fields.update(single.unknown_fields)

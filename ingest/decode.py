@@ -1,0 +1,229 @@
+"""Per-message work: topic, size, JSON, contract, registry. Appends to a :class:`Batch`.
+
+Nothing here touches the database; the writer resolves what needs it (devices the
+in-memory registry does not know yet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from ingest.batch import Batch, Refusal
+from ingest.registry import RegisteredDevice
+from schemas.errors import TopicError
+from schemas.payloads import (
+    EVENT_COLUMNS,
+    MAX_BATCH_OBJECTS,
+    TELEMETRY_COLUMNS,
+    EnergyTelemetry,
+    energy_balance_ok,
+    model_for,
+)
+from schemas.topics import Channel, Kind, Topic, parse_topic
+
+_EXCERPT_BYTES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class DecodePolicy:
+    """The knobs of per-message checking (from :class:`IngestSettings`)."""
+
+    max_payload_bytes: int = 256 * 1024
+    max_future_s: int = 300
+    check_registry: bool = True
+    rate_limit_per_s: float = 0.0
+    rate_limit_burst: int = 100
+
+
+def telemetry_copy_columns(kind: Kind) -> tuple[str, ...]:
+    """Column order of telemetry rows built here, for COPY."""
+    extra = ("balance_ok",) if kind is Kind.ENERGY else ()
+    return ("device_id", "ts", "seq", *TELEMETRY_COLUMNS[kind], *extra, "extra")
+
+
+EVENT_COPY_COLUMNS = ("device_id", "ts", *EVENT_COLUMNS, "seq", "extra")
+
+
+def refusal_digest(refusal: Refusal) -> bytes:
+    """Identity of a dead letter: a redelivered refused payload is stored once."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(refusal.topic.encode("utf-8", "surrogatepass"))
+    digest.update(b"\x00")
+    digest.update(refusal.payload)
+    return digest.digest()
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        location = ".".join(str(p) for p in error["loc"]) or "object"
+        parts.append(f"{location}: {error['msg']} [{error['type']}]")
+    return "; ".join(parts)
+
+
+class MessageDecoder:
+    """Validates one MQTT message against contract v1 and appends its rows to a batch."""
+
+    def __init__(self, policy: DecodePolicy, registry: Mapping[str, RegisteredDevice]) -> None:
+        self.policy = policy
+        self.registry = registry
+        self._max_future = timedelta(seconds=policy.max_future_s)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def decode(self, topic_name: str, payload: bytes, batch: Batch) -> None:
+        """Decode one message into ``batch``; refusals become dead letters, never exceptions."""
+        if len(payload) > self.policy.max_payload_bytes:
+            self.refuse(batch, topic_name, payload[: self.policy.max_payload_bytes], "too_large",
+                         f"payload of {len(payload)} bytes exceeds "
+                         f"{self.policy.max_payload_bytes}; first bytes kept")
+            return
+        try:
+            topic = parse_topic(topic_name)
+        except TopicError as exc:
+            self.refuse(batch, topic_name, payload, "bad_topic", str(exc))
+            return
+        known = self.registry.get(topic.device_id)
+        if self.policy.check_registry:
+            if known is None:
+                batch.pending.append((topic_name, payload))
+                return
+            if known.kind is not topic.kind or known.city != topic.city:
+                self.refuse(batch, topic_name, payload, "registry_mismatch",
+                             f"registry has {topic.device_id} as {known.kind} in {known.city}, "
+                             f"message came as {topic.kind} in {topic.city}", topic.device_id)
+                return
+        if self.policy.rate_limit_per_s and not self._admit(topic.device_id):
+            self.refuse(batch, topic_name, payload, "rate_limited",
+                         f"more than {self.policy.rate_limit_per_s}/s "
+                         f"(burst {self.policy.rate_limit_burst})", topic.device_id)
+            return
+        try:
+            document = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            self.refuse(batch, topic_name, payload, "invalid_json", str(exc), topic.device_id)
+            return
+        self._decode_document(topic, topic_name, payload, document, batch)
+
+    def _decode_document(
+        self, topic: Topic, topic_name: str, payload: bytes, document: Any, batch: Batch
+    ) -> None:
+        if isinstance(document, dict):
+            self._decode_object(topic, topic_name, payload, document, batch)
+            return
+        if topic.channel is Channel.STATUS or not isinstance(document, list):
+            kind = "an object" if topic.channel is Channel.STATUS else "an object or an array"
+            self.refuse(batch, topic_name, payload, "schema",
+                         f"payload must be {kind}, got {type(document).__name__}", topic.device_id)
+            return
+        if not document or len(document) > MAX_BATCH_OBJECTS:
+            self.refuse(batch, topic_name, payload, "schema",
+                         f"array must hold 1 to {MAX_BATCH_OBJECTS} objects, got {len(document)}",
+                         topic.device_id)
+            return
+        count = len(document)
+        for index, item in enumerate(document):
+            raw = orjson.dumps(item)
+            if not isinstance(item, dict):
+                self.refuse(batch, topic_name, raw, "schema",
+                             f"object {index} of {count}: not an object", topic.device_id)
+                continue
+            self._decode_object(topic, topic_name, raw, item, batch, f"object {index} of {count}: ")
+
+    def _decode_object(
+        self,
+        topic: Topic,
+        topic_name: str,
+        raw: bytes,
+        item: dict[str, Any],
+        batch: Batch,
+        where: str = "",
+    ) -> None:
+        device_id = topic.device_id
+        try:
+            message = model_for(topic.kind, topic.channel).model_validate(item)
+        except ValidationError as exc:
+            self.refuse(batch, topic_name, raw, "schema", where + _describe_validation(exc),
+                         device_id)
+            return
+        if message.device_id is not None and message.device_id != device_id:
+            self.refuse(batch, topic_name, raw, "device_mismatch",
+                         f"{where}device_id {message.device_id!r} in payload, "
+                         f"{device_id!r} in topic", device_id)
+            return
+        ts = message.ts
+        if ts - datetime.now(UTC) > self._max_future:
+            self.refuse(batch, topic_name, raw, "future_ts",
+                         f"{where}ts {ts.isoformat()} is more than "
+                         f"{self.policy.max_future_s}s in the future", device_id)
+            return
+        extra = message.__pydantic_extra__
+        extra_json = None
+        if extra:
+            extra_json = orjson.dumps(extra).decode()
+            if "\\u0000" in extra_json:
+                self.refuse(batch, topic_name, raw, "schema",
+                             f"{where}unknown fields hold a NUL character", device_id)
+                return
+            for name in extra:
+                batch.unknown_fields[(f"{topic.kind}.{topic.channel}", name)] += 1
+        channel = topic.channel
+        if channel is Channel.TELEMETRY:
+            batch.telemetry[topic.kind].append(_telemetry_row(topic.kind, device_id, message, extra_json))
+            batch.see(device_id, ts)
+        elif channel is Channel.EVENT:
+            batch.events.append(
+                (device_id, ts, str(message.type), message.code, str(message.severity),  # type: ignore[attr-defined]
+                 message.message, message.seq, extra_json)  # type: ignore[attr-defined]
+            )
+            batch.see(device_id, ts)
+        else:
+            batch.statuses[device_id] = (message.online, ts, message.fw)  # type: ignore[attr-defined]
+
+    def _admit(self, device_id: str) -> bool:
+        """Token bucket per device."""
+        now = time.monotonic()
+        tokens, last = self._buckets.get(device_id, (float(self.policy.rate_limit_burst), now))
+        tokens = min(self.policy.rate_limit_burst, tokens + (now - last) * self.policy.rate_limit_per_s)
+        if tokens < 1:
+            self._buckets[device_id] = (tokens, now)
+            return False
+        self._buckets[device_id] = (tokens - 1, now)
+        return True
+
+    @staticmethod
+    def refuse(
+        batch: Batch, topic: str, payload: bytes, reason: str, detail: str,
+        device_id: str | None = None,
+    ) -> None:
+        batch.refusals.append(Refusal(topic, payload, reason, detail[:2000], device_id))
+
+
+_COLUMNS = {kind: TELEMETRY_COLUMNS[kind] for kind in Kind}
+
+
+def _telemetry_row(
+    kind: Kind, device_id: str, message: BaseModel, extra_json: str | None
+) -> tuple[Any, ...]:
+    values = message.__dict__
+    measurements = [values[name] for name in _COLUMNS[kind]]
+    if kind is Kind.SIGNAL:
+        measurements[0] = str(measurements[0])  # mode enum as text
+    elif kind is Kind.ENERGY:
+        assert isinstance(message, EnergyTelemetry)
+        measurements.append(
+            energy_balance_ok(message.pv_kw, message.wind_kw, message.grid_kw,
+                              message.storage_kw, message.load_kw)
+        )
+    return (device_id, values["ts"], values["seq"], *measurements, extra_json)
+
+
+def payload_excerpt(payload: bytes) -> str:
+    return payload[:_EXCERPT_BYTES].decode("utf-8", "replace")

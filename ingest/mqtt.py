@@ -1,0 +1,203 @@
+"""The MQTT side of the collector: subscribe, and callbacks that only validate and enqueue.
+
+Messages are acknowledged manually (paho ``manual_ack``) after the batch holding
+them is committed. MQTT 5 Receive Maximum (or the broker's ``max_inflight_messages``
+on 3.1.1) bounds how many unacknowledged messages the broker sends us, which bounds
+the memory of the batch being filled.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from citytel.urls import MqttUrl
+from ingest.batch import Batch
+from ingest.decode import MessageDecoder
+from schemas.topics import SUBSCRIPTION
+
+logger = logging.getLogger(__name__)
+
+PUBACK = 0x40
+_PUBACK_STRUCT = struct.Struct("!BBH").pack  # type, remaining length 2, packet id
+
+
+def _puback(mid: int) -> bytes:
+    return _PUBACK_STRUCT(PUBACK, 2, mid)
+
+
+@dataclass(frozen=True, slots=True)
+class MqttOptions:
+    url: MqttUrl
+    client_id: str
+    group: str = "collectors"
+    protocol: str = "5"
+    receive_maximum: int = 10000
+    session_expiry_s: int = 7 * 86400
+    keepalive_s: int = 30
+    batch_max_messages: int = 5000
+    ca_file: Path | None = None
+
+    @property
+    def subscription(self) -> str:
+        return f"$share/{self.group}/{SUBSCRIPTION}" if self.group else SUBSCRIPTION
+
+
+class MqttSource:
+    """Receives messages into the current batch; the writer takes batches and acks them."""
+
+    def __init__(
+        self, options: MqttOptions, decoder: MessageDecoder, notify: Callable[[], None]
+    ) -> None:
+        self.options = options
+        self._decoder = decoder
+        self._notify = notify
+        self._lock = threading.Lock()
+        self._batch = Batch()
+        self._generation = 0
+        self.connected = False
+        self.connections = 0
+        self.received = 0
+        self.client = self._make_client()
+
+    def _make_client(self) -> paho.Client:
+        v5 = self.options.protocol == "5"
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.options.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        url = self.options.url
+        if url.username:
+            client.username_pw_set(url.username, url.password)
+        if url.tls:
+            client.tls_set(
+                ca_certs=str(self.options.ca_file) if self.options.ca_file else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(1000)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        properties = None
+        if self.options.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.options.session_expiry_s
+            properties.ReceiveMaximum = self.options.receive_maximum
+        self.client.connect_async(
+            self.options.url.host,
+            self.options.url.port,
+            keepalive=self.options.keepalive_s,
+            clean_start=False,
+            properties=properties,
+        )
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected = False
+
+    # callbacks (paho's network thread) ---------------------------------------------------------
+    def _on_connect(
+        self, client: paho.Client, userdata: object, flags: paho.ConnectFlags,
+        reason_code: paho.ReasonCode, properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            logger.error("broker refused connection: %s", reason_code)
+            return
+        with self._lock:
+            # Messages of the previous connection that are not acknowledged yet will be
+            # redelivered by the broker; their acks would be stale, so drop them.
+            self._generation += 1
+            self._batch.acks.clear()
+            self._batch.generation = self._generation
+        self.connections += 1
+        self.connected = True
+        logger.info(
+            "connected to broker %s:%s as %s (session present: %s); subscribing %s",
+            self.options.url.host, self.options.url.port, self.options.client_id,
+            flags.session_present, self.options.subscription,
+        )
+        if self.options.protocol == "5":
+            client.subscribe(self.options.subscription, options=SubscribeOptions(qos=1))
+        else:
+            client.subscribe(self.options.subscription, qos=1)
+
+    def _on_disconnect(
+        self, client: paho.Client, userdata: object, flags: paho.DisconnectFlags,
+        reason_code: paho.ReasonCode, properties: Properties | None,
+    ) -> None:
+        if self.connected:
+            logger.warning("broker connection lost (%s); reconnecting with back-off", reason_code)
+        self.connected = False
+
+    def _on_subscribe(
+        self, client: paho.Client, userdata: object, mid: int,
+        reason_codes: list[paho.ReasonCode], properties: Properties | None,
+    ) -> None:
+        for code in reason_codes:
+            if code.is_failure:
+                logger.error("broker refused subscription %s: %s", self.options.subscription, code)
+
+    def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        topic = message.topic
+        payload = message.payload
+        with self._lock:
+            batch = self._batch
+            if not batch.messages:
+                batch.started = time.monotonic()
+                self._notify()
+            batch.messages.append((topic, payload))
+            self._decoder.decode(topic, payload, batch)
+            if message.qos:
+                batch.acks.append(message.mid)
+            if len(batch.messages) == self.options.batch_max_messages:
+                self._notify()
+        self.received += 1
+
+    # writer side -------------------------------------------------------------------------------
+    def peek(self) -> tuple[int, float]:
+        """Messages in the batch being filled, and when its first one arrived."""
+        batch = self._batch
+        return len(batch.messages), batch.started
+
+    def take_batch(self) -> Batch:
+        with self._lock:
+            batch = self._batch
+            self._batch = Batch(generation=self._generation)
+        return batch
+
+    def acknowledge(self, batch: Batch) -> int:
+        """Send PUBACKs for a committed batch; skipped if the connection changed meanwhile."""
+        if batch.generation != self._generation or not self.connected or not batch.acks:
+            return 0
+        queue = getattr(self.client, "_packet_queue", None)
+        if queue is None:  # pragma: no cover - a paho without the internal queue
+            for mid in batch.acks:
+                self.client.ack(mid, 1)
+        else:
+            # One write for the whole batch: paho's ack() wakes its network thread through a
+            # socket pair once per message, which costs more than the rest of the ack.
+            queue(PUBACK, b"".join(_puback(mid) for mid in batch.acks), 0, 1)
+        return len(batch.acks)

@@ -1,0 +1,252 @@
+"""The collector's wiring and lifecycle: MQTT source, batch writer, maintenance, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+
+import asyncpg
+
+from citytel.settings import IngestSettings
+from ingest.batch import Batch
+from ingest.decode import DecodePolicy, MessageDecoder
+from ingest.errors import DatabaseUnavailable, IngestError
+from ingest.maintenance import maintain_partitions
+from ingest.metrics import CollectorMetrics, serve_metrics
+from ingest.mqtt import MqttOptions, MqttSource
+from ingest.registry import RegisteredDevice, load_registry
+from ingest.resolve import resolve_pending
+from ingest.writer import RETRYABLE, BatchWriter, WriteResult, retry_until_written
+from schemas.migrate import read_storage_mode
+
+logger = logging.getLogger(__name__)
+
+
+class Collector:
+    """MQTT in, validated batches out; acknowledges only what is committed."""
+
+    def __init__(self, settings: IngestSettings) -> None:
+        self.settings = settings
+        self.metrics = CollectorMetrics()
+        self.registry: dict[str, RegisteredDevice] = {}
+        self.decoder = MessageDecoder(
+            DecodePolicy(
+                max_payload_bytes=settings.ingest_max_payload_bytes,
+                max_future_s=settings.ingest_max_future_s,
+                rate_limit_per_s=settings.ingest_rate_limit_per_s,
+                rate_limit_burst=settings.ingest_rate_limit_burst,
+            ),
+            self.registry,
+        )
+        self.writer = BatchWriter(str(settings.require_database_url()))
+        self.source: MqttSource | None = None
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # lifecycle ---------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, *, startup_timeout_s: float = 120.0) -> None:
+        """Run until ``stop`` is set; then commit and acknowledge what was received."""
+        self._loop = asyncio.get_running_loop()
+        await self._wait_for_database(startup_timeout_s)
+        source = MqttSource(self._mqtt_options(), self.decoder, self._notify)
+        self.source = source
+        self.metrics.queue_depth = lambda: source.peek()[0]
+        self.metrics.mqtt_connected = lambda: source.connected
+        server = None
+        if self.settings.ingest_metrics_port:
+            server = await serve_metrics(
+                self.metrics, self.settings.ingest_metrics_host, self.settings.ingest_metrics_port
+            )
+        maintenance = asyncio.create_task(self._maintain_forever(), name="maintenance")
+        source.start()
+        try:
+            await self._write_until(stop)
+        finally:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
+            source.stop()
+            if server is not None:
+                server.close()
+            await self.writer.close()
+            logger.info("collector stopped: %d messages received", source.received)
+
+    def _mqtt_options(self) -> MqttOptions:
+        s = self.settings
+        return MqttOptions(
+            url=s.require_mqtt_url(), client_id=s.ingest_client_id, group=s.ingest_group,
+            protocol=s.ingest_protocol, receive_maximum=s.ingest_receive_maximum,
+            session_expiry_s=s.ingest_session_expiry_s, keepalive_s=s.ingest_keepalive_s,
+            batch_max_messages=s.ingest_batch_max_messages, ca_file=s.mqtt_ca_file,
+        )
+
+    async def _wait_for_database(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        delay = 0.5
+        while True:
+            try:
+                conn = await self.writer.connect()
+                if await read_storage_mode(conn) is None:
+                    raise IngestError("database is not migrated: run `citytel db migrate` first")
+                self.registry.update(await load_registry(conn))
+                self.metrics.db_ok = True
+                logger.info("database ready; %d devices in the registry", len(self.registry))
+                return
+            except (DatabaseUnavailable, *RETRYABLE) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise IngestError(f"database not reachable after {timeout_s:.0f}s: {exc}") from exc
+                logger.warning("waiting for the database (%s); retry in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _notify(self) -> None:
+        """Called from paho's thread: the batch got its first message or is full."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    # the write loop ----------------------------------------------------------------------------
+    async def _write_until(self, stop: asyncio.Event) -> None:
+        stop_task = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                await self._wait_for_batch(stop_task)
+                await self._flush()
+            await self._flush()  # what arrived before stop
+        finally:
+            self._stopping = True
+            stop_task.cancel()
+
+    async def _wait_for_batch(self, stop_task: asyncio.Task[bool]) -> None:
+        assert self.source is not None
+        max_age = self.settings.ingest_batch_max_age_ms / 1000
+        while not stop_task.done():
+            count, started = self.source.peek()
+            if count >= self.settings.ingest_batch_max_messages:
+                return
+            if count:
+                remaining = started + max_age - time.monotonic()
+                if remaining <= 0:
+                    return
+            else:
+                remaining = 1.0
+            self._wakeup.clear()
+            await asyncio.wait(
+                [asyncio.ensure_future(self._wakeup.wait()), stop_task],
+                timeout=remaining, return_when=asyncio.FIRST_COMPLETED,
+            )
+
+    async def _flush(self) -> None:
+        assert self.source is not None
+        batch = self.source.take_batch()
+        if not batch.messages:
+            return
+        result = await self._write_with_retry(batch)
+        if result is None:
+            return  # stopping with the database down: nothing acknowledged, broker keeps it
+        self.source.acknowledge(batch)
+        self._count(batch, result)
+
+    async def _write_with_retry(self, batch: Batch) -> WriteResult | None:
+        async def write() -> WriteResult:
+            conn = await self.writer.connect()
+            await resolve_pending(conn, batch, self.decoder, self.registry,
+                                  self.settings.ingest_unknown_devices)
+            try:
+                return await self.writer.write(batch)
+            except asyncpg.PostgresError as exc:
+                if isinstance(exc, RETRYABLE):
+                    raise
+                return await self._write_one_by_one(batch, exc)
+
+        def failed(exc: Exception, attempt: int) -> None:
+            self.metrics.db_ok = False
+            self.metrics.db_retries += 1
+            if attempt == 1:
+                logger.warning("database unavailable (%s); holding %d messages, retrying",
+                               exc, len(batch.messages))
+
+        def recovered(attempts: int) -> None:
+            self.metrics.db_ok = True
+            logger.info("database available again after %d attempt(s)", attempts)
+
+        return await retry_until_written(
+            write, stopping=lambda: self._stopping, on_failure=failed, on_recovery=recovered
+        )
+
+    async def _write_one_by_one(self, batch: Batch, cause: Exception) -> WriteResult:
+        """The database refused the batch: find the message responsible, dead-letter it."""
+        logger.error("database refused a batch of %d messages (%s); writing one by one",
+                     len(batch.messages), cause)
+        total = WriteResult()
+        for topic, payload in batch.messages:
+            single = Batch()
+            self.decoder.decode(topic, payload, single)
+            conn = await self.writer.connect()
+            await resolve_pending(conn, single, self.decoder, self.registry,
+                                  self.settings.ingest_unknown_devices)
+            try:
+                result = await self.writer.write(single)
+            except asyncpg.PostgresError as exc:
+                if isinstance(exc, RETRYABLE):
+                    raise
+                refused = Batch()
+                self.decoder.refuse(refused, topic, payload, "schema",
+                                    f"database refused the message: {exc}")
+                result = await self.writer.write(refused)
+            for table, n in result.inserted.items():
+                total.inserted[table] = total.inserted.get(table, 0) + n
+            for table, n in result.staged.items():
+                total.staged[table] = total.staged.get(table, 0) + n
+            total.dead_letters += result.dead_letters
+            total.dead_letter_duplicates += result.dead_letter_duplicates
+        batch.refusals.clear()
+        return total
+
+    def _count(self, batch: Batch, result: WriteResult) -> None:
+        m = self.metrics
+        m.received += len(batch.messages)
+        m.batches += 1
+        m.batch_size.observe(len(batch.messages))
+        m.commit_seconds.observe(result.commit_s)
+        for table, n in result.inserted.items():
+            m.stored[table] += n
+            m.duplicates[table] += result.staged.get(table, 0) - n
+        for refusal in batch.refusals:
+            m.dead_letters[refusal.reason] += 1
+        m.dead_letter_duplicates += result.dead_letter_duplicates
+        for (kind, field), n in batch.unknown_fields.items():
+            m.unknown_fields[f"{kind}:{field}"] += n
+
+    async def _maintain_forever(self) -> None:
+        while True:
+            try:
+                conn = await asyncpg.connect(str(self.settings.require_database_url()), timeout=10)
+                try:
+                    await maintain_partitions(
+                        conn, ahead_days=self.settings.partitions_ahead_days,
+                        retention_days=self.settings.retention_days,
+                    )
+                finally:
+                    await conn.close()
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                logger.warning("partition maintenance failed (%s); will retry", exc)
+                await asyncio.sleep(min(60.0, self.settings.ingest_maintenance_interval_s))
+                continue
+            await asyncio.sleep(self.settings.ingest_maintenance_interval_s)
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """SIGINT/SIGTERM set ``stop``: the collector commits, acknowledges and exits."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_collector(settings: IngestSettings) -> None:
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    await Collector(settings).run(stop)

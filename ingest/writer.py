@@ -1,0 +1,260 @@
+"""Per-batch work: binary COPY into staging tables, then INSERT … ON CONFLICT DO NOTHING.
+
+One transaction per batch. The caller acknowledges the batch's messages only after
+:meth:`BatchWriter.write` returns, so a crash at any instant loses nothing: the
+broker redelivers and the unique keys absorb the repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from ingest.batch import Batch, Refusal
+from ingest.decode import EVENT_COPY_COLUMNS, refusal_digest, telemetry_copy_columns
+from ingest.errors import DatabaseUnavailable
+from schemas.payloads import TELEMETRY_TABLES
+from schemas.topics import Kind
+
+logger = logging.getLogger(__name__)
+
+DEAD_LETTER_COPY_COLUMNS = ("topic", "payload", "reason", "detail", "device_id", "digest")
+
+# Errors after which the same batch is retried on a new connection.
+RETRYABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.QueryCanceledError,
+)
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What one committed batch did."""
+
+    inserted: dict[str, int] = field(default_factory=dict)
+    staged: dict[str, int] = field(default_factory=dict)
+    dead_letters: int = 0
+    dead_letter_duplicates: int = 0
+    commit_s: float = 0.0
+
+    @property
+    def duplicates(self) -> int:
+        return sum(self.staged[t] - self.inserted.get(t, 0) for t in self.staged)
+
+
+def _stage(table: str) -> str:
+    return f"citytel_stage_{table}"
+
+
+class BatchWriter:
+    """Owns one database connection, its staging tables, and the write of a batch."""
+
+    def __init__(self, dsn: str, *, connect_timeout_s: float = 10.0) -> None:
+        self._dsn = dsn
+        self._connect_timeout_s = connect_timeout_s
+        self._conn: asyncpg.Connection | None = None
+
+    async def connect(self) -> asyncpg.Connection:
+        if self._conn is not None and not self._conn.is_closed():
+            return self._conn
+        try:
+            conn = await asyncpg.connect(
+                self._dsn, timeout=self._connect_timeout_s, command_timeout=60,
+                server_settings={"application_name": "citytel-collector"},
+            )
+        except RETRYABLE as exc:
+            raise DatabaseUnavailable(f"cannot connect: {exc}") from exc
+        tables = [*TELEMETRY_TABLES.values(), "device_events", "dead_letters"]
+        for table in tables:
+            await conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {_stage(table)}"
+                f" (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+        self._conn = conn
+        return conn
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close(timeout=5)
+            self._conn = None
+
+    def discard_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
+
+    async def write(self, batch: Batch, *, mark_replayed: Sequence[int] = ()) -> WriteResult:
+        """Write the whole batch in one transaction; raise on failure (nothing committed)."""
+        conn = await self.connect()
+        result = WriteResult()
+        started = time.perf_counter()
+        try:
+            async with conn.transaction():
+                for kind, rows in batch.telemetry.items():
+                    if rows:
+                        await self._insert(conn, TELEMETRY_TABLES[kind], telemetry_copy_columns(kind),
+                                           rows, "(device_id, ts)", result)
+                if batch.events:
+                    await self._insert(conn, "device_events", EVENT_COPY_COLUMNS, batch.events,
+                                       "(device_id, ts, type, code)", result)
+                if batch.refusals:
+                    await self._write_refusals(conn, batch.refusals, result)
+                await self._write_device_state(conn, batch)
+                if batch.unknown_fields:
+                    await self._count_unknown_fields(conn, batch)
+                if mark_replayed:
+                    await conn.execute(
+                        "UPDATE dead_letters SET replayed_at = now() WHERE id = ANY($1::bigint[])",
+                        list(mark_replayed),
+                    )
+        except RETRYABLE:
+            self.discard_connection()
+            raise
+        result.commit_s = time.perf_counter() - started
+        return result
+
+    async def _insert(
+        self,
+        conn: asyncpg.Connection,
+        table: str,
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
+        key: str,
+        result: WriteResult,
+    ) -> None:
+        stage = _stage(table)
+        await conn.copy_records_to_table(stage, records=rows, columns=list(columns))
+        column_list = ", ".join(columns)
+        statement = (
+            f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {stage}"
+            f" ON CONFLICT {key} DO NOTHING"
+        )
+        status = await self._insert_creating_partitions(conn, table, stage, statement)
+        result.staged[table] = result.staged.get(table, 0) + len(rows)
+        result.inserted[table] = result.inserted.get(table, 0) + int(status.rsplit(" ", 1)[-1])
+
+    @staticmethod
+    async def _insert_creating_partitions(
+        conn: asyncpg.Connection, table: str, stage: str, statement: str
+    ) -> str:
+        """Insert; if a row's day has no partition yet (plain PostgreSQL), create it and retry."""
+        try:
+            async with conn.transaction():
+                return str(await conn.execute(statement))
+        except asyncpg.exceptions.CheckViolationError as exc:
+            if "no partition" not in str(exc):
+                raise
+        created = await conn.fetchval(
+            f"SELECT citytel_ensure_partitions('{table}'::regclass,"
+            f" ARRAY(SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date FROM {stage}))"
+        )
+        logger.info("created %s partition(s) of %s for incoming rows", created, table)
+        return str(await conn.execute(statement))
+
+    async def _write_refusals(
+        self, conn: asyncpg.Connection, refusals: list[Refusal], result: WriteResult
+    ) -> None:
+        rows = [
+            (r.topic, r.payload, r.reason, r.detail, r.device_id, refusal_digest(r))
+            for r in refusals
+        ]
+        stage = _stage("dead_letters")
+        await conn.copy_records_to_table(stage, records=rows, columns=list(DEAD_LETTER_COPY_COLUMNS))
+        column_list = ", ".join(DEAD_LETTER_COPY_COLUMNS)
+        status = await conn.execute(
+            f"INSERT INTO dead_letters ({column_list}) SELECT {column_list} FROM {stage}"
+            " ON CONFLICT (digest) DO NOTHING"
+        )
+        inserted = int(status.rsplit(" ", 1)[-1])
+        result.dead_letters += inserted
+        result.dead_letter_duplicates += len(rows) - inserted
+
+    @staticmethod
+    async def _write_device_state(conn: asyncpg.Connection, batch: Batch) -> None:
+        if batch.statuses:
+            ids = sorted(batch.statuses)
+            await conn.execute(
+                """
+                INSERT INTO device_status (device_id, online, status_ts, fw, updated_at)
+                SELECT d, o, t, f, now()
+                FROM unnest($1::text[], $2::bool[], $3::timestamptz[], $4::text[]) AS u(d, o, t, f)
+                ON CONFLICT (device_id) DO UPDATE SET
+                    online = excluded.online, status_ts = excluded.status_ts,
+                    fw = coalesce(excluded.fw, device_status.fw), updated_at = now()
+                """,
+                ids,
+                [batch.statuses[i][0] for i in ids],
+                [batch.statuses[i][1] for i in ids],
+                [batch.statuses[i][2] for i in ids],
+            )
+        if batch.last_seen:
+            ids = sorted(batch.last_seen)
+            await conn.execute(
+                """
+                INSERT INTO device_status (device_id, last_seen, updated_at)
+                SELECT d, t, now() FROM unnest($1::text[], $2::timestamptz[]) AS u(d, t)
+                ON CONFLICT (device_id) DO UPDATE SET
+                    last_seen = greatest(device_status.last_seen, excluded.last_seen),
+                    updated_at = now()
+                """,
+                ids,
+                [batch.last_seen[i] for i in ids],
+            )
+
+    @staticmethod
+    async def _count_unknown_fields(conn: asyncpg.Connection, batch: Batch) -> None:
+        keys = sorted(batch.unknown_fields)
+        await conn.execute(
+            """
+            INSERT INTO unknown_fields (kind, field, messages)
+            SELECT k, f, n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(k, f, n)
+            ON CONFLICT (kind, field) DO UPDATE SET
+                messages = unknown_fields.messages + excluded.messages, last_seen = now()
+            """,
+            [k for k, _ in keys],
+            [f for _, f in keys],
+            [batch.unknown_fields[k] for k in keys],
+        )
+
+
+async def retry_until_written(
+    write: Callable[[], Awaitable[WriteResult]],
+    *,
+    stopping: Callable[[], bool],
+    on_failure: Callable[[Exception, int], None],
+    on_recovery: Callable[[int], None],
+    max_delay_s: float = 5.0,
+) -> WriteResult | None:
+    """Call ``write`` until it succeeds, backing off; ``None`` if asked to stop meanwhile."""
+    delay = 0.2
+    attempt = 0
+    while True:
+        try:
+            result = await write()
+        except (DatabaseUnavailable, *RETRYABLE) as exc:
+            attempt += 1
+            on_failure(exc, attempt)
+            if stopping():
+                return None
+            await asyncio.sleep(delay)
+            delay = min(max_delay_s, delay * 2)
+            continue
+        if attempt:
+            on_recovery(attempt)
+        return result
+
+

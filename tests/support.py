@@ -1,0 +1,118 @@
+"""Helpers for tests that publish to a broker and run collectors."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import orjson
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from citytel.settings import IngestSettings, load_settings
+from citytel.urls import DatabaseUrl, MqttUrl
+from ingest.service import Collector
+
+BASE_MS = 1_764_489_600_000  # 2025-11-30T08:00:00Z
+
+
+def publish_all(
+    url: str, messages: Iterable[tuple[str, bytes]], *, qos: int = 1, retain: bool = False,
+    timeout_s: float = 60.0,
+) -> int:
+    """Publish and wait until the broker has acknowledged every message."""
+    mqtt_url = MqttUrl(url)
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"test-pub-{secrets.token_hex(4)}",
+        protocol=MQTTProtocolVersion.MQTTv311,
+    )
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(mqtt_url.host, mqtt_url.port)
+    client.loop_start()
+    infos: list[paho.MQTTMessageInfo] = []
+    try:
+        for topic, payload in messages:
+            if len(infos) >= 30000:  # paho packet ids wrap at 65535
+                infos[-30000].wait_for_publish(timeout_s)
+            infos.append(client.publish(topic, payload, qos=qos, retain=retain))
+        for info in infos[-30000:]:
+            info.wait_for_publish(timeout_s)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return len(infos)
+
+
+def pole_message(city: str, device_id: str, ts_ms: int, **fields: Any) -> tuple[str, bytes]:
+    body = {"ts": ts_ms, "lamp_on": True, "dim_pct": 80, "pm25_ugm3": 35.5, **fields}
+    return f"citytel/v1/{city}/pole/{device_id}/telemetry", orjson.dumps(body)
+
+
+def collector_settings(
+    database_url: DatabaseUrl, mqtt_url: str, **overrides: Any
+) -> IngestSettings:
+    """Settings for a collector of this test: own client id and share group, fast batches."""
+    values: dict[str, Any] = {
+        "database_url": str(database_url),
+        "mqtt_url": mqtt_url,
+        "ingest_client_id": f"test-{secrets.token_hex(4)}",
+        "ingest_group": f"g{secrets.token_hex(4)}",
+        "ingest_metrics_port": 0,
+        "ingest_batch_max_age_ms": 50,
+        "ingest_maintenance_interval_s": 3600,
+    }
+    values.update(overrides)
+    return load_settings(IngestSettings, **values)
+
+
+@asynccontextmanager
+async def running_collector(settings: IngestSettings) -> AsyncIterator[Collector]:
+    """A collector running in this event loop until the block ends."""
+    collector = Collector(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(collector.run(stop))
+    await wait_until(lambda: collector.source is not None and collector.source.connected,
+                     timeout_s=10, task=task)
+    try:
+        yield collector
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def wait_until(predicate: Any, *, timeout_s: float, task: asyncio.Task[Any] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if task is not None and task.done():
+            task.result()
+            raise AssertionError("collector stopped early")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        await asyncio.sleep(0.05)
+
+
+async def wait_for_count(
+    conn: asyncpg.Connection, sql: str, expected: int, *args: Any, timeout_s: float = 30.0
+) -> int:
+    """Poll ``sql`` until it returns ``expected``; return the last value seen."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await conn.fetchval(sql, *args)
+        if value >= expected or time.monotonic() > deadline:
+            return int(value)
+        await asyncio.sleep(0.1)
+
+
+async def register_poles(conn: asyncpg.Connection, city: str, count: int) -> list[str]:
+    ids = [f"{city}-pole-{i:05d}" for i in range(count)]
+    await conn.executemany(
+        "INSERT INTO devices (device_id, kind, city) VALUES ($1, 'pole', $2)",
+        [(i, city) for i in ids],
+    )
+    return ids

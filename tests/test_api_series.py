@@ -1,0 +1,210 @@
+"""Telemetry series of one device, and aggregates over a kind in a city."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from api.main import create_app
+from citytel.settings import ApiSettings
+from citytel.urls import DatabaseUrl
+from ingest.registry import upsert_devices
+from schemas.registry import Device
+
+DAY = datetime(2026, 11, 30, tzinfo=UTC)
+WINDOW = {"from": "2026-11-30T00:00:00Z", "to": "2026-11-30T01:00:00Z"}
+
+
+@pytest.fixture
+async def client(
+    database_url: DatabaseUrl, db: asyncpg.Connection
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(ApiSettings(database_url=str(database_url)))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
+    ):
+        yield http
+
+
+def at(minute: float) -> datetime:
+    return DAY + timedelta(minutes=minute)
+
+
+async def insert_rows(db: asyncpg.Connection, table: str, rows: list[dict[str, Any]]) -> None:
+    await db.execute(
+        f"SELECT citytel_ensure_partitions('{table}'::regclass, ARRAY['2026-11-30'::date])"
+    )
+    for row in rows:
+        columns = ", ".join(row)
+        values = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+        await db.execute(f"INSERT INTO {table} ({columns}) VALUES ({values})", *row.values())
+
+
+@pytest.fixture
+async def seeded(db: asyncpg.Connection) -> None:
+    """Poles p1, p2 in alpha (north, south), p9 in beta; signal s1 in alpha."""
+    devices = [
+        {"device_id": "p1", "kind": "pole", "city": "alpha", "district": "north"},
+        {"device_id": "p2", "kind": "pole", "city": "alpha", "district": "south"},
+        {"device_id": "p9", "kind": "pole", "city": "beta"},
+        {"device_id": "s1", "kind": "signal", "city": "alpha"},
+    ]
+    await upsert_devices(db, [Device.model_validate(d) for d in devices])
+    await insert_rows(
+        db,
+        "pole_telemetry",
+        [
+            {"device_id": "p1", "ts": at(0), "pm25_ugm3": 10.0, "lamp_on": True},
+            {"device_id": "p1", "ts": at(2), "pm25_ugm3": 20.0, "lamp_on": False},
+            {"device_id": "p1", "ts": at(6), "pm25_ugm3": 40.0, "noise_dba": 55.5},
+            {"device_id": "p2", "ts": at(1), "pm25_ugm3": 100.0},
+            {"device_id": "p9", "ts": at(1), "pm25_ugm3": 1000.0},
+        ],
+    )
+    await insert_rows(
+        db,
+        "signal_telemetry",
+        [
+            {"device_id": "s1", "ts": at(0), "mode": "fixed_time", "volume": 7},
+            {"device_id": "s1", "ts": at(3), "mode": "flash", "volume": 5},
+        ],
+    )
+
+
+async def get_series(client: httpx.AsyncClient, device_id: str, **params: Any) -> httpx.Response:
+    return await client.get(f"/devices/{device_id}/series", params=WINDOW | params)
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_raw_returns_rows_in_time_order_with_utc_timestamps(
+    client: httpx.AsyncClient,
+) -> None:
+    body = (await get_series(client, "p1", fields="pm25_ugm3,noise_dba")).json()
+    assert body["fields"] == ["pm25_ugm3", "noise_dba"]
+    assert body["points"] == [
+        {"ts": "2026-11-30T00:00:00Z", "pm25_ugm3": 10.0, "noise_dba": None},
+        {"ts": "2026-11-30T00:02:00Z", "pm25_ugm3": 20.0, "noise_dba": None},
+        {"ts": "2026-11-30T00:06:00Z", "pm25_ugm3": 40.0, "noise_dba": 55.5},
+    ]
+    assert (body["from"], body["truncated"]) == ("2026-11-30T00:00:00Z", False)
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_raw_limit_marks_truncated(client: httpx.AsyncClient) -> None:
+    body = (await get_series(client, "p1", fields="pm25_ugm3", limit=2)).json()
+    assert [p["pm25_ugm3"] for p in body["points"]] == [10.0, 20.0]
+    assert body["truncated"] is True
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_bucketed_averages_per_bucket(client: httpx.AsyncClient) -> None:
+    body = (await get_series(client, "p1", fields="pm25_ugm3", bucket="5m")).json()
+    assert body["points"] == [
+        {"ts": "2026-11-30T00:00:00Z", "n": 2, "pm25_ugm3": 15.0},
+        {"ts": "2026-11-30T00:05:00Z", "n": 1, "pm25_ugm3": 40.0},
+    ]
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_bucketed_bool_average_is_share_of_true(client: httpx.AsyncClient) -> None:
+    body = (await get_series(client, "p1", fields="lamp_on", bucket="1h")).json()
+    assert body["points"][0]["lamp_on"] == 0.5
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_bucketed_last_takes_latest_value(client: httpx.AsyncClient) -> None:
+    body = (await get_series(client, "s1", fields="mode,volume", bucket="1h", agg="last")).json()
+    assert body["points"] == [{"ts": "2026-11-30T00:00:00Z", "n": 2, "mode": "flash", "volume": 5}]
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_text_field_with_avg_is_422(client: httpx.AsyncClient) -> None:
+    response = await get_series(client, "s1", fields="mode", bucket="1h", agg="avg")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "agg_type"
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_unknown_field_is_422(client: httpx.AsyncClient) -> None:
+    response = await get_series(client, "p1", fields="pm25_ugm3,volume;DROP TABLE devices")
+    error = response.json()["detail"][0]
+    assert response.status_code == 422
+    assert (error["loc"], error["type"]) == (["query", "fields"], "unknown_field")
+    assert "volume;DROP TABLE devices" in error["msg"]
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_from_after_to_is_422(client: httpx.AsyncClient) -> None:
+    params = {"from": "2026-11-30T02:00:00Z", "to": "2026-11-30T01:00:00Z"}
+    response = await client.get("/devices/p1/series", params=params)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "time_range"
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_naive_timestamp_is_422(client: httpx.AsyncClient) -> None:
+    response = await get_series(client, "p1", **{"from": "2026-11-30T00:00:00"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "from"]
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_raw_range_too_large_is_422(client: httpx.AsyncClient) -> None:
+    response = await get_series(client, "p1", **{"from": "2026-10-01T00:00:00Z"})
+    assert response.status_code == 422
+    assert "set a bucket" in response.json()["detail"][0]["msg"]
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_malformed_bucket_is_422(client: httpx.AsyncClient) -> None:
+    response = await get_series(client, "p1", bucket="5 minutes")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "bucket_format"
+
+
+async def test_series_unknown_device_is_404(client: httpx.AsyncClient) -> None:
+    response = await get_series(client, "ghost")
+    assert response.status_code == 404
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_aggregates_by_city_cover_only_its_devices(client: httpx.AsyncClient) -> None:
+    params = WINDOW | {"field": "pm25_ugm3", "city": "alpha", "bucket": "1h"}
+    body = (await client.get("/aggregates/pole", params=params)).json()
+    assert body["points"] == [{"ts": "2026-11-30T00:00:00Z", "value": 42.5, "n": 4, "devices": 2}]
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_aggregates_by_district_and_max(client: httpx.AsyncClient) -> None:
+    params = WINDOW | {"field": "pm25_ugm3", "city": "alpha", "district": "north", "agg": "max"}
+    body = (await client.get("/aggregates/pole", params=params)).json()
+    assert [(p["value"], p["devices"]) for p in body["points"]] == [(40.0, 1)]
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_aggregates_sum_of_signal_volume(client: httpx.AsyncClient) -> None:
+    params = WINDOW | {"field": "volume", "city": "alpha", "agg": "sum", "bucket": "1d"}
+    body = (await client.get("/aggregates/signal", params=params)).json()
+    assert [p["value"] for p in body["points"]] == [12.0]
+
+
+async def test_aggregates_field_of_other_kind_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.get("/aggregates/energy", params={"field": "pm25_ugm3"})
+    error = response.json()["detail"][0]
+    assert (response.status_code, error["loc"]) == (422, ["query", "field"])
+
+
+async def test_aggregates_too_many_buckets_is_422(client: httpx.AsyncClient) -> None:
+    params = {"field": "pv_kw", "bucket": "1s"} | {
+        "from": "2026-01-01T00:00:00Z",
+        "to": "2026-01-02T00:00:00Z",
+    }
+    response = await client.get("/aggregates/energy", params=params)
+    assert response.json()["detail"][0]["type"] == "too_many_buckets"
