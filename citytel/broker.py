@@ -19,8 +19,9 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 # The settings that make Mosquitto safe for acknowledge-after-commit ingest.
+# A finite but huge queue rather than 0 ("unlimited"): several 2.0.x releases mishandle 0.
 AT_LEAST_ONCE_SETTINGS = """\
-max_queued_messages 0
+max_queued_messages 100000000
 max_queued_bytes 0
 max_inflight_messages 10000
 max_inflight_bytes 0
@@ -84,7 +85,9 @@ class MosquittoProcess:
         self.write_config()
         with (self.data_dir / "mosquitto.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [binary, "-c", str(self.config_path)], stdout=log, stderr=log,
+                [binary, "-c", str(self.config_path)],
+                stdout=log,
+                stderr=log,
                 start_new_session=True,
             )
         wait_for_port("127.0.0.1", self.port, timeout_s=timeout_s, process=self.process)
@@ -123,7 +126,11 @@ def wait_for_port(
             time.sleep(0.05)
 
 
-def start_mosquitto(data_dir: Path, *, port: int | None = None, extra_config: str = "") -> MosquittoProcess:
+def start_mosquitto(
+    data_dir: Path, *, port: int | None = None, extra_config: str = ""
+) -> MosquittoProcess:
     """Start a private broker on ``port`` (a free one by default)."""
-    broker = MosquittoProcess(port=port or free_port(), data_dir=data_dir, extra_config=extra_config)
+    broker = MosquittoProcess(
+        port=port or free_port(), data_dir=data_dir, extra_config=extra_config
+    )
     return broker.start()

@@ -22,7 +22,7 @@ from citytel.errors import ConfigError
 from citytel.urls import DatabaseUrl, DatabaseUrlField, MqttUrl, MqttUrlField, is_placeholder
 
 ENV_PREFIX = "CITYTEL_"
-_FILE_VALUES: ContextVar[dict[str, Any]] = ContextVar("citytel_file_values", default={})
+_FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("citytel_file_values", default=None)
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 
@@ -34,7 +34,7 @@ class _FileSource(PydanticBaseSettingsSource):
         raise NotImplementedError  # __call__ is used instead
 
     def __call__(self) -> dict[str, Any]:
-        values = _FILE_VALUES.get()
+        values = _FILE_VALUES.get() or {}
         return {k: v for k, v in values.items() if k in self.settings_cls.model_fields}
 
 

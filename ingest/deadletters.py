@@ -73,7 +73,10 @@ async def replay_dead_letters(
                 "SELECT id, topic, payload FROM dead_letters WHERE id > $1 AND replayed_at IS NULL"
                 " AND ($2::text IS NULL OR reason = $2)"
                 " AND ($3::timestamptz IS NULL OR received_at >= $3) ORDER BY id LIMIT $4",
-                last_id, reason, since, chunk,
+                last_id,
+                reason,
+                since,
+                chunk,
             )
             if not rows:
                 return report
@@ -81,7 +84,9 @@ async def replay_dead_letters(
             batch, passed = _replay_batch(rows, decoder, report)
             await resolve_pending(conn, batch, decoder, registry, unknown_devices)
             for refusal in batch.refusals:
-                report.still_refused[refusal.reason] = report.still_refused.get(refusal.reason, 0) + 1
+                report.still_refused[refusal.reason] = (
+                    report.still_refused.get(refusal.reason, 0) + 1
+                )
             refused = _refused_ids(rows, batch)
             batch.refusals.clear()  # already stored; keep them as they are
             passed = [i for i in passed if i not in refused]

@@ -81,9 +81,14 @@ class MessageDecoder:
     def decode(self, topic_name: str, payload: bytes, batch: Batch) -> None:
         """Decode one message into ``batch``; refusals become dead letters, never exceptions."""
         if len(payload) > self.policy.max_payload_bytes:
-            self.refuse(batch, topic_name, payload[: self.policy.max_payload_bytes], "too_large",
-                         f"payload of {len(payload)} bytes exceeds "
-                         f"{self.policy.max_payload_bytes}; first bytes kept")
+            self.refuse(
+                batch,
+                topic_name,
+                payload[: self.policy.max_payload_bytes],
+                "too_large",
+                f"payload of {len(payload)} bytes exceeds "
+                f"{self.policy.max_payload_bytes}; first bytes kept",
+            )
             return
         try:
             topic = parse_topic(topic_name)
@@ -96,14 +101,26 @@ class MessageDecoder:
                 batch.pending.append((topic_name, payload))
                 return
             if known.kind is not topic.kind or known.city != topic.city:
-                self.refuse(batch, topic_name, payload, "registry_mismatch",
-                             f"registry has {topic.device_id} as {known.kind} in {known.city}, "
-                             f"message came as {topic.kind} in {topic.city}", topic.device_id)
+                self.refuse(
+                    batch,
+                    topic_name,
+                    payload,
+                    "registry_mismatch",
+                    f"registry has {topic.device_id} as {known.kind} in {known.city}, "
+                    f"message came as {topic.kind} in {topic.city}",
+                    topic.device_id,
+                )
                 return
         if self.policy.rate_limit_per_s and not self._admit(topic.device_id):
-            self.refuse(batch, topic_name, payload, "rate_limited",
-                         f"more than {self.policy.rate_limit_per_s}/s "
-                         f"(burst {self.policy.rate_limit_burst})", topic.device_id)
+            self.refuse(
+                batch,
+                topic_name,
+                payload,
+                "rate_limited",
+                f"more than {self.policy.rate_limit_per_s}/s "
+                f"(burst {self.policy.rate_limit_burst})",
+                topic.device_id,
+            )
             return
         try:
             document = orjson.loads(payload)
@@ -120,22 +137,41 @@ class MessageDecoder:
             return
         if topic.channel is Channel.STATUS or not isinstance(document, list):
             kind = "an object" if topic.channel is Channel.STATUS else "an object or an array"
-            self.refuse(batch, topic_name, payload, "schema",
-                         f"payload must be {kind}, got {type(document).__name__}", topic.device_id)
+            self.refuse(
+                batch,
+                topic_name,
+                payload,
+                "schema",
+                f"payload must be {kind}, got {type(document).__name__}",
+                topic.device_id,
+            )
             return
         if not document or len(document) > MAX_BATCH_OBJECTS:
-            self.refuse(batch, topic_name, payload, "schema",
-                         f"array must hold 1 to {MAX_BATCH_OBJECTS} objects, got {len(document)}",
-                         topic.device_id)
+            self.refuse(
+                batch,
+                topic_name,
+                payload,
+                "schema",
+                f"array must hold 1 to {MAX_BATCH_OBJECTS} objects, got {len(document)}",
+                topic.device_id,
+            )
             return
         count = len(document)
         for index, item in enumerate(document):
             raw = orjson.dumps(item)
             if not isinstance(item, dict):
-                self.refuse(batch, topic_name, raw, "schema",
-                             f"object {index} of {count}: not an object", topic.device_id)
+                self.refuse(
+                    batch,
+                    topic_name,
+                    raw,
+                    "schema",
+                    f"object {index} of {count}: not an object",
+                    topic.device_id,
+                )
                 continue
-            self._decode_object(topic, topic_name, raw, item, batch, f"object {index} of {count}: ")
+            self._decode_object(
+                topic, topic_name, raw, item, batch, where=f"object {index} of {count}: "
+            )
 
     def _decode_object(
         self,
@@ -144,44 +180,73 @@ class MessageDecoder:
         raw: bytes,
         item: dict[str, Any],
         batch: Batch,
+        *,
         where: str = "",
     ) -> None:
         device_id = topic.device_id
         try:
             message = model_for(topic.kind, topic.channel).model_validate(item)
         except ValidationError as exc:
-            self.refuse(batch, topic_name, raw, "schema", where + _describe_validation(exc),
-                         device_id)
+            self.refuse(
+                batch, topic_name, raw, "schema", where + _describe_validation(exc), device_id
+            )
             return
         if message.device_id is not None and message.device_id != device_id:
-            self.refuse(batch, topic_name, raw, "device_mismatch",
-                         f"{where}device_id {message.device_id!r} in payload, "
-                         f"{device_id!r} in topic", device_id)
+            self.refuse(
+                batch,
+                topic_name,
+                raw,
+                "device_mismatch",
+                f"{where}device_id {message.device_id!r} in payload, {device_id!r} in topic",
+                device_id,
+            )
             return
         ts = message.ts
         if ts - datetime.now(UTC) > self._max_future:
-            self.refuse(batch, topic_name, raw, "future_ts",
-                         f"{where}ts {ts.isoformat()} is more than "
-                         f"{self.policy.max_future_s}s in the future", device_id)
+            self.refuse(
+                batch,
+                topic_name,
+                raw,
+                "future_ts",
+                f"{where}ts {ts.isoformat()} is more than "
+                f"{self.policy.max_future_s}s in the future",
+                device_id,
+            )
             return
         extra = message.__pydantic_extra__
         extra_json = None
         if extra:
             extra_json = orjson.dumps(extra).decode()
             if "\\u0000" in extra_json:
-                self.refuse(batch, topic_name, raw, "schema",
-                             f"{where}unknown fields hold a NUL character", device_id)
+                self.refuse(
+                    batch,
+                    topic_name,
+                    raw,
+                    "schema",
+                    f"{where}unknown fields hold a NUL character",
+                    device_id,
+                )
                 return
             for name in extra:
                 batch.unknown_fields[(f"{topic.kind}.{topic.channel}", name)] += 1
         channel = topic.channel
         if channel is Channel.TELEMETRY:
-            batch.telemetry[topic.kind].append(_telemetry_row(topic.kind, device_id, message, extra_json))
+            batch.telemetry[topic.kind].append(
+                _telemetry_row(topic.kind, device_id, message, extra_json)
+            )
             batch.see(device_id, ts)
         elif channel is Channel.EVENT:
             batch.events.append(
-                (device_id, ts, str(message.type), message.code, str(message.severity),  # type: ignore[attr-defined]
-                 message.message, message.seq, extra_json)  # type: ignore[attr-defined]
+                (
+                    device_id,
+                    ts,
+                    str(message.type),
+                    message.code,
+                    str(message.severity),  # type: ignore[attr-defined]
+                    message.message,
+                    message.seq,
+                    extra_json,
+                )  # type: ignore[attr-defined]
             )
             batch.see(device_id, ts)
         else:
@@ -191,7 +256,9 @@ class MessageDecoder:
         """Token bucket per device."""
         now = time.monotonic()
         tokens, last = self._buckets.get(device_id, (float(self.policy.rate_limit_burst), now))
-        tokens = min(self.policy.rate_limit_burst, tokens + (now - last) * self.policy.rate_limit_per_s)
+        tokens = min(
+            self.policy.rate_limit_burst, tokens + (now - last) * self.policy.rate_limit_per_s
+        )
         if tokens < 1:
             self._buckets[device_id] = (tokens, now)
             return False
@@ -200,7 +267,11 @@ class MessageDecoder:
 
     @staticmethod
     def refuse(
-        batch: Batch, topic: str, payload: bytes, reason: str, detail: str,
+        batch: Batch,
+        topic: str,
+        payload: bytes,
+        reason: str,
+        detail: str,
         device_id: str | None = None,
     ) -> None:
         batch.refusals.append(Refusal(topic, payload, reason, detail[:2000], device_id))
@@ -219,8 +290,9 @@ def _telemetry_row(
     elif kind is Kind.ENERGY:
         assert isinstance(message, EnergyTelemetry)
         measurements.append(
-            energy_balance_ok(message.pv_kw, message.wind_kw, message.grid_kw,
-                              message.storage_kw, message.load_kw)
+            energy_balance_ok(
+                message.pv_kw, message.wind_kw, message.grid_kw, message.storage_kw, message.load_kw
+            )
         )
     return (device_id, values["ts"], values["seq"], *measurements, extra_json)
 

@@ -7,7 +7,7 @@ class IngestError(Exception):
     """Base class of the collector's errors."""
 
 
-class DatabaseUnavailable(IngestError):
+class DatabaseUnavailableError(IngestError):
     """The database cannot be reached; the batch is kept and retried."""
 
 

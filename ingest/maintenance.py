@@ -38,6 +38,10 @@ async def maintain_partitions(
                 "SELECT citytel_drop_partitions_before($1::regclass, $2::date)", table, cutoff
             )
     if created or dropped:
-        logger.info("partitions: %d created, %d dropped (retention %d days)",
-                    created, dropped, retention_days)
+        logger.info(
+            "partitions: %d created, %d dropped (retention %d days)",
+            created,
+            dropped,
+            retention_days,
+        )
     return created, dropped

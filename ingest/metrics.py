@@ -70,7 +70,9 @@ class CollectorMetrics:
     def render(self) -> str:
         lines: list[str] = []
 
-        def counter(name: str, help_text: str, value: float | _Counter[str], label: str = "") -> None:
+        def counter(
+            name: str, help_text: str, value: float | _Counter[str], label: str = ""
+        ) -> None:
             lines.append(f"# HELP citytel_{name} {help_text}")
             lines.append(f"# TYPE citytel_{name} counter")
             if isinstance(value, _Counter):
@@ -82,16 +84,25 @@ class CollectorMetrics:
         counter("messages_received_total", "MQTT messages received.", self.received)
         counter("rows_stored_total", "Rows inserted, by table.", self.stored, "table")
         counter("duplicates_total", "Rows already stored, by table.", self.duplicates, "table")
-        counter("dead_letters_total", "Refused objects stored, by reason.", self.dead_letters,
-                "reason")
-        counter("dead_letter_duplicates_total", "Refused payloads already stored.",
-                self.dead_letter_duplicates)
+        counter(
+            "dead_letters_total", "Refused objects stored, by reason.", self.dead_letters, "reason"
+        )
+        counter(
+            "dead_letter_duplicates_total",
+            "Refused payloads already stored.",
+            self.dead_letter_duplicates,
+        )
         counter("batches_total", "Committed batches.", self.batches)
         counter("mqtt_reconnects_total", "MQTT (re)connections after the first.", self.reconnects)
-        counter("db_retries_total", "Batch writes retried after a database failure.",
-                self.db_retries)
-        counter("unknown_fields_total", "Unknown payload fields, by kind.channel:field.",
-                self.unknown_fields, "field")
+        counter(
+            "db_retries_total", "Batch writes retried after a database failure.", self.db_retries
+        )
+        counter(
+            "unknown_fields_total",
+            "Unknown payload fields, by kind.channel:field.",
+            self.unknown_fields,
+            "field",
+        )
         lines += self.batch_size.render("citytel_batch_messages", "Messages per batch.")
         lines += self.commit_seconds.render("citytel_commit_seconds", "Batch write latency.")
         lines += [
@@ -124,7 +135,11 @@ async def serve_metrics(metrics: CollectorMetrics, host: str, port: int) -> asyn
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
             path = request.split(b" ", 2)[1].split(b"?")[0] if b" " in request else b""
             if path == b"/metrics":
-                status, ctype, body = "200 OK", "text/plain; version=0.0.4", metrics.render().encode()
+                status, ctype, body = (
+                    "200 OK",
+                    "text/plain; version=0.0.4",
+                    metrics.render().encode(),
+                )
             elif path == b"/healthz":
                 ok, body = metrics.health()
                 status, ctype = ("200 OK" if ok else "503 Service Unavailable"), "application/json"
@@ -132,7 +147,8 @@ async def serve_metrics(metrics: CollectorMetrics, host: str, port: int) -> asyn
                 status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
             writer.write(
                 f"HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
             )
             await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):

@@ -120,8 +120,12 @@ class MqttSource:
 
     # callbacks (paho's network thread) ---------------------------------------------------------
     def _on_connect(
-        self, client: paho.Client, userdata: object, flags: paho.ConnectFlags,
-        reason_code: paho.ReasonCode, properties: Properties | None,
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: paho.ConnectFlags,
+        reason_code: paho.ReasonCode,
+        properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
             logger.error("broker refused connection: %s", reason_code)
@@ -136,8 +140,11 @@ class MqttSource:
         self.connected = True
         logger.info(
             "connected to broker %s:%s as %s (session present: %s); subscribing %s",
-            self.options.url.host, self.options.url.port, self.options.client_id,
-            flags.session_present, self.options.subscription,
+            self.options.url.host,
+            self.options.url.port,
+            self.options.client_id,
+            flags.session_present,
+            self.options.subscription,
         )
         if self.options.protocol == "5":
             client.subscribe(self.options.subscription, options=SubscribeOptions(qos=1))
@@ -145,16 +152,24 @@ class MqttSource:
             client.subscribe(self.options.subscription, qos=1)
 
     def _on_disconnect(
-        self, client: paho.Client, userdata: object, flags: paho.DisconnectFlags,
-        reason_code: paho.ReasonCode, properties: Properties | None,
+        self,
+        client: paho.Client,
+        userdata: object,
+        flags: paho.DisconnectFlags,
+        reason_code: paho.ReasonCode,
+        properties: Properties | None,
     ) -> None:
         if self.connected:
             logger.warning("broker connection lost (%s); reconnecting with back-off", reason_code)
         self.connected = False
 
     def _on_subscribe(
-        self, client: paho.Client, userdata: object, mid: int,
-        reason_codes: list[paho.ReasonCode], properties: Properties | None,
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[paho.ReasonCode],
+        properties: Properties | None,
     ) -> None:
         for code in reason_codes:
             if code.is_failure:

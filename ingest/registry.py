@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,6 @@ from pydantic import ValidationError
 from ingest.errors import RegistryImportError
 from schemas.registry import DEVICE_COLUMNS, Device, device_row, read_devices
 from schemas.topics import Kind
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ def parse_devices(data: bytes, *, fmt: str) -> list[Device]:
 async def import_devices_file(conn: asyncpg.Connection, path: Path) -> int:
     """Import a CSV or JSON registry file; all rows or none."""
     fmt = "csv" if path.suffix.lower() == ".csv" else "json"
-    devices = parse_devices(path.read_bytes(), fmt=fmt)
+    devices = parse_devices(await asyncio.to_thread(path.read_bytes), fmt=fmt)
     async with conn.transaction():
         return await upsert_devices(conn, devices)
 

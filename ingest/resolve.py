@@ -48,5 +48,11 @@ async def resolve_pending(
         if device_id in registry:
             decoder.decode(name, payload, batch)
         else:
-            decoder.refuse(batch, name, payload, "unknown_device",
-                           f"device {device_id} is not in the registry", device_id)
+            decoder.refuse(
+                batch,
+                name,
+                payload,
+                "unknown_device",
+                f"device {device_id} is not in the registry",
+                device_id,
+            )

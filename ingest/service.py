@@ -13,7 +13,7 @@ import asyncpg
 from citytel.settings import IngestSettings
 from ingest.batch import Batch
 from ingest.decode import DecodePolicy, MessageDecoder
-from ingest.errors import DatabaseUnavailable, IngestError
+from ingest.errors import DatabaseUnavailableError, IngestError
 from ingest.maintenance import maintain_partitions
 from ingest.metrics import CollectorMetrics, serve_metrics
 from ingest.mqtt import MqttOptions, MqttSource
@@ -78,10 +78,15 @@ class Collector:
     def _mqtt_options(self) -> MqttOptions:
         s = self.settings
         return MqttOptions(
-            url=s.require_mqtt_url(), client_id=s.ingest_client_id, group=s.ingest_group,
-            protocol=s.ingest_protocol, receive_maximum=s.ingest_receive_maximum,
-            session_expiry_s=s.ingest_session_expiry_s, keepalive_s=s.ingest_keepalive_s,
-            batch_max_messages=s.ingest_batch_max_messages, ca_file=s.mqtt_ca_file,
+            url=s.require_mqtt_url(),
+            client_id=s.ingest_client_id,
+            group=s.ingest_group,
+            protocol=s.ingest_protocol,
+            receive_maximum=s.ingest_receive_maximum,
+            session_expiry_s=s.ingest_session_expiry_s,
+            keepalive_s=s.ingest_keepalive_s,
+            batch_max_messages=s.ingest_batch_max_messages,
+            ca_file=s.mqtt_ca_file,
         )
 
     async def _wait_for_database(self, timeout_s: float) -> None:
@@ -96,9 +101,11 @@ class Collector:
                 self.metrics.db_ok = True
                 logger.info("database ready; %d devices in the registry", len(self.registry))
                 return
-            except (DatabaseUnavailable, *RETRYABLE) as exc:
+            except (DatabaseUnavailableError, *RETRYABLE) as exc:
                 if time.monotonic() + delay > deadline:
-                    raise IngestError(f"database not reachable after {timeout_s:.0f}s: {exc}") from exc
+                    raise IngestError(
+                        f"database not reachable after {timeout_s:.0f}s: {exc}"
+                    ) from exc
                 logger.warning("waiting for the database (%s); retry in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -136,7 +143,8 @@ class Collector:
             self._wakeup.clear()
             await asyncio.wait(
                 [asyncio.ensure_future(self._wakeup.wait()), stop_task],
-                timeout=remaining, return_when=asyncio.FIRST_COMPLETED,
+                timeout=remaining,
+                return_when=asyncio.FIRST_COMPLETED,
             )
 
     async def _flush(self) -> None:
@@ -153,8 +161,9 @@ class Collector:
     async def _write_with_retry(self, batch: Batch) -> WriteResult | None:
         async def write() -> WriteResult:
             conn = await self.writer.connect()
-            await resolve_pending(conn, batch, self.decoder, self.registry,
-                                  self.settings.ingest_unknown_devices)
+            await resolve_pending(
+                conn, batch, self.decoder, self.registry, self.settings.ingest_unknown_devices
+            )
             try:
                 return await self.writer.write(batch)
             except asyncpg.PostgresError as exc:
@@ -166,8 +175,11 @@ class Collector:
             self.metrics.db_ok = False
             self.metrics.db_retries += 1
             if attempt == 1:
-                logger.warning("database unavailable (%s); holding %d messages, retrying",
-                               exc, len(batch.messages))
+                logger.warning(
+                    "database unavailable (%s); holding %d messages, retrying",
+                    exc,
+                    len(batch.messages),
+                )
 
         def recovered(attempts: int) -> None:
             self.metrics.db_ok = True
@@ -179,23 +191,28 @@ class Collector:
 
     async def _write_one_by_one(self, batch: Batch, cause: Exception) -> WriteResult:
         """The database refused the batch: find the message responsible, dead-letter it."""
-        logger.error("database refused a batch of %d messages (%s); writing one by one",
-                     len(batch.messages), cause)
+        logger.error(
+            "database refused a batch of %d messages (%s); writing one by one",
+            len(batch.messages),
+            cause,
+        )
         total = WriteResult()
         for topic, payload in batch.messages:
             single = Batch()
             self.decoder.decode(topic, payload, single)
             conn = await self.writer.connect()
-            await resolve_pending(conn, single, self.decoder, self.registry,
-                                  self.settings.ingest_unknown_devices)
+            await resolve_pending(
+                conn, single, self.decoder, self.registry, self.settings.ingest_unknown_devices
+            )
             try:
                 result = await self.writer.write(single)
             except asyncpg.PostgresError as exc:
                 if isinstance(exc, RETRYABLE):
                     raise
                 refused = Batch()
-                self.decoder.refuse(refused, topic, payload, "schema",
-                                    f"database refused the message: {exc}")
+                self.decoder.refuse(
+                    refused, topic, payload, "schema", f"database refused the message: {exc}"
+                )
                 result = await self.writer.write(refused)
             for table, n in result.inserted.items():
                 total.inserted[table] = total.inserted.get(table, 0) + n
@@ -227,7 +244,8 @@ class Collector:
                 conn = await asyncpg.connect(str(self.settings.require_database_url()), timeout=10)
                 try:
                     await maintain_partitions(
-                        conn, ahead_days=self.settings.partitions_ahead_days,
+                        conn,
+                        ahead_days=self.settings.partitions_ahead_days,
                         retention_days=self.settings.retention_days,
                     )
                 finally:

@@ -18,9 +18,8 @@ import asyncpg
 
 from ingest.batch import Batch, Refusal
 from ingest.decode import EVENT_COPY_COLUMNS, refusal_digest, telemetry_copy_columns
-from ingest.errors import DatabaseUnavailable
+from ingest.errors import DatabaseUnavailableError
 from schemas.payloads import TELEMETRY_TABLES
-from schemas.topics import Kind
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +72,13 @@ class BatchWriter:
             return self._conn
         try:
             conn = await asyncpg.connect(
-                self._dsn, timeout=self._connect_timeout_s, command_timeout=60,
+                self._dsn,
+                timeout=self._connect_timeout_s,
+                command_timeout=60,
                 server_settings={"application_name": "citytel-collector"},
             )
         except RETRYABLE as exc:
-            raise DatabaseUnavailable(f"cannot connect: {exc}") from exc
+            raise DatabaseUnavailableError(f"cannot connect: {exc}") from exc
         tables = [*TELEMETRY_TABLES.values(), "device_events", "dead_letters"]
         for table in tables:
             await conn.execute(
@@ -106,11 +107,23 @@ class BatchWriter:
             async with conn.transaction():
                 for kind, rows in batch.telemetry.items():
                     if rows:
-                        await self._insert(conn, TELEMETRY_TABLES[kind], telemetry_copy_columns(kind),
-                                           rows, "(device_id, ts)", result)
+                        await self._insert(
+                            conn,
+                            TELEMETRY_TABLES[kind],
+                            telemetry_copy_columns(kind),
+                            rows,
+                            key="(device_id, ts)",
+                            result=result,
+                        )
                 if batch.events:
-                    await self._insert(conn, "device_events", EVENT_COPY_COLUMNS, batch.events,
-                                       "(device_id, ts, type, code)", result)
+                    await self._insert(
+                        conn,
+                        "device_events",
+                        EVENT_COPY_COLUMNS,
+                        batch.events,
+                        key="(device_id, ts, type, code)",
+                        result=result,
+                    )
                 if batch.refusals:
                     await self._write_refusals(conn, batch.refusals, result)
                 await self._write_device_state(conn, batch)
@@ -133,6 +146,7 @@ class BatchWriter:
         table: str,
         columns: Sequence[str],
         rows: list[tuple[Any, ...]],
+        *,
         key: str,
         result: WriteResult,
     ) -> None:
@@ -173,7 +187,9 @@ class BatchWriter:
             for r in refusals
         ]
         stage = _stage("dead_letters")
-        await conn.copy_records_to_table(stage, records=rows, columns=list(DEAD_LETTER_COPY_COLUMNS))
+        await conn.copy_records_to_table(
+            stage, records=rows, columns=list(DEAD_LETTER_COPY_COLUMNS)
+        )
         column_list = ", ".join(DEAD_LETTER_COPY_COLUMNS)
         status = await conn.execute(
             f"INSERT INTO dead_letters ({column_list}) SELECT {column_list} FROM {stage}"
@@ -245,7 +261,7 @@ async def retry_until_written(
     while True:
         try:
             result = await write()
-        except (DatabaseUnavailable, *RETRYABLE) as exc:
+        except (DatabaseUnavailableError, *RETRYABLE) as exc:
             attempt += 1
             on_failure(exc, attempt)
             if stopping():
@@ -256,5 +272,3 @@ async def retry_until_written(
         if attempt:
             on_recovery(attempt)
         return result
-
-

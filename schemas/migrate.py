@@ -104,7 +104,7 @@ async def read_storage_mode(conn: asyncpg.Connection) -> StorageMode | None:
 async def _choose_mode(conn: asyncpg.Connection, choice: StorageChoice) -> StorageMode:
     recorded = await read_storage_mode(conn)
     if recorded is not None:
-        if choice != "auto" and choice != recorded:
+        if choice not in ("auto", recorded):
             raise MigrationError(
                 f"database already uses {recorded} storage; cannot switch to {choice}"
             )
@@ -151,7 +151,9 @@ async def migrate(
                     await conn.execute(
                         "INSERT INTO schema_migrations (version, name, checksum)"
                         " VALUES ($1, $2, $3)",
-                        migration.version, migration.name, migration.checksum,
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
                     )
             except asyncpg.PostgresError as exc:
                 raise MigrationError(
@@ -174,10 +176,13 @@ async def apply_retention(conn: asyncpg.Connection, mode: StorageMode, retention
     )
     if mode is StorageMode.TIMESCALE and previous not in (None, str(retention_days)):
         for table in ("pole_telemetry", "signal_telemetry", "energy_telemetry"):
-            await conn.execute("SELECT remove_retention_policy($1::regclass, if_exists => true)", table)
+            await conn.execute(
+                "SELECT remove_retention_policy($1::regclass, if_exists => true)", table
+            )
             await conn.execute(
                 "SELECT add_retention_policy($1::regclass, make_interval(days => $2))",
-                table, retention_days,
+                table,
+                retention_days,
             )
 
 

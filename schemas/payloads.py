@@ -201,4 +201,3 @@ def energy_balance_ok(
 def extra_fields(message: BaseModel) -> dict[str, Any] | None:
     """Unknown fields the device sent, kept for the ``extra`` column."""
     return message.__pydantic_extra__ or None
-

@@ -67,8 +67,13 @@ class Device(BaseModel):
     @model_validator(mode="after")
     def _attributes_match_kind(self) -> Device:
         foreign = {
-            Kind.POLE: ("intersection", "arterial", "site_type", "pv_capacity_kw",
-                        "storage_capacity_kwh"),
+            Kind.POLE: (
+                "intersection",
+                "arterial",
+                "site_type",
+                "pv_capacity_kw",
+                "storage_capacity_kwh",
+            ),
             Kind.SIGNAL: ("site_type", "pv_capacity_kw", "storage_capacity_kwh"),
             Kind.ENERGY: ("intersection", "arterial"),
         }[self.kind]
@@ -119,5 +124,3 @@ def write_devices_csv(devices: Iterable[Device]) -> str:
         row["functions"] = ",".join(row["functions"])
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
     return out.getvalue()
-
-

@@ -82,8 +82,12 @@ def malformed_payload(
     bad_types: dict[str, Any],
     out_of_range: dict[str, Any],
 ) -> tuple[bytes, str]:
-    """(payload, dead-letter reason) of one malformed message; ``fields_`` has ts and seq."""
-    envelope = {"ts": fields_["ts"], "seq": fields_["seq"]}
+    """(payload, dead-letter reason) of one malformed message.
+
+    ``fields_`` has ts, seq and device_id: together they make every malformed payload
+    unique, also between devices that report at the same instant.
+    """
+    envelope = {"ts": fields_["ts"], "seq": fields_["seq"], "device_id": fields_["device_id"]}
     if kind_of_fault == "invalid_json":
         return orjson.dumps({**envelope, "note": "truncated"})[:-3], "invalid_json"
     if kind_of_fault == "schema_type":

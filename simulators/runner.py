@@ -196,6 +196,7 @@ class Simulation:
             topic = sim.topics[TELEMETRY]
             if r < self.t_malformed and r >= self.t_dup:
                 fields["ts"] = self.ts_value(sim, ts_ms)
+                fields["device_id"] = sim.device_id
                 variant = frng.choice(MALFORMED_KINDS)
                 payload, reason = malformed_payload(
                     variant, fields, sim.bad_types(), sim.out_of_range()
@@ -209,6 +210,7 @@ class Simulation:
                 if r < self.t_skew and r >= self.t_malformed:
                     ts_ms += skew_ms(frng, self.interval_ms)
                     counts.skewed += 1
+                    fields["device_id"] = sim.device_id  # may be refused: keep it unique
                 fields["ts"] = self.ts_value(sim, ts_ms)
                 payload = orjson.dumps(fields)
                 counts.published += 1

@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -18,17 +19,28 @@ from citytel.settings import IngestSettings, load_settings
 from citytel.urls import DatabaseUrl, MqttUrl
 from ingest.service import Collector
 
-BASE_MS = 1_764_489_600_000  # 2025-11-30T08:00:00Z
+# Yesterday 08:00 UTC: recent, so retention (90 days by default) never drops test rows.
+BASE_MS = int(
+    (
+        datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    ).timestamp()
+    * 1000
+)
 
 
 def publish_all(
-    url: str, messages: Iterable[tuple[str, bytes]], *, qos: int = 1, retain: bool = False,
+    url: str,
+    messages: Iterable[tuple[str, bytes]],
+    *,
+    qos: int = 1,
+    retain: bool = False,
     timeout_s: float = 60.0,
 ) -> int:
     """Publish and wait until the broker has acknowledged every message."""
     mqtt_url = MqttUrl(url)
     client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"test-pub-{secrets.token_hex(4)}",
+        CallbackAPIVersion.VERSION2,
+        client_id=f"test-pub-{secrets.token_hex(4)}",
         protocol=MQTTProtocolVersion.MQTTv311,
     )
     client.max_inflight_messages_set(1000)
@@ -77,8 +89,9 @@ async def running_collector(settings: IngestSettings) -> AsyncIterator[Collector
     collector = Collector(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop))
-    await wait_until(lambda: collector.source is not None and collector.source.connected,
-                     timeout_s=10, task=task)
+    await wait_until(
+        lambda: collector.source is not None and collector.source.connected, timeout_s=10, task=task
+    )
     try:
         yield collector
     finally:
@@ -86,7 +99,9 @@ async def running_collector(settings: IngestSettings) -> AsyncIterator[Collector
         await asyncio.wait_for(task, timeout=30)
 
 
-async def wait_until(predicate: Any, *, timeout_s: float, task: asyncio.Task[Any] | None = None) -> None:
+async def wait_until(
+    predicate: Any, *, timeout_s: float, task: asyncio.Task[Any] | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if task is not None and task.done():
@@ -116,3 +131,58 @@ async def register_poles(conn: asyncpg.Connection, city: str, count: int) -> lis
         [(i, city) for i in ids],
     )
     return ids
+
+
+class TcpProxy:
+    """A TCP proxy that can cut every connection through it, like a failing network."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.port = 0
+        self.refusing = False
+        self.cuts = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def cut(self) -> None:
+        """Drop every open connection at once (both directions)."""
+        self.cuts += 1
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        self._writers.discard(writer)
+        self._writers.discard(up_writer)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.transport.abort()

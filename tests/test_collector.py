@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import orjson
@@ -14,6 +14,7 @@ from support import (
     register_poles,
     running_collector,
     wait_for_count,
+    wait_until,
 )
 
 from citytel.broker import MosquittoProcess
@@ -28,23 +29,47 @@ async def test_collector_stores_every_kind_and_channel(
 ) -> None:
     await db.executemany(
         "INSERT INTO devices (device_id, kind, city) VALUES ($1, $2, $3)",
-        [("p1", "pole", city), ("s1", "signal", city), ("e1", "energy", city),
-         ("e2", "energy", city)],
+        [
+            ("p1", "pole", city),
+            ("s1", "signal", city),
+            ("e1", "energy", city),
+            ("e2", "energy", city),
+        ],
     )
     root = f"citytel/v1/{city}"
     messages = [
         (f"{root}/pole/p1/telemetry", orjson.dumps({"ts": BASE_MS, "lamp_on": True, "fw_x": 1})),
-        (f"{root}/signal/s1/telemetry",
-         orjson.dumps([{"ts": BASE_MS, "mode": "adaptive", "volume": 12},
-                       {"ts": BASE_MS + 1000, "mode": "coordinated"}])),
-        (f"{root}/energy/e1/telemetry",
-         orjson.dumps({"ts": "2025-11-30T16:00:00+08:00", "pv_kw": 50, "load_kw": 80,
-                       "grid_kw": 10, "storage_kw": 20})),
-        (f"{root}/energy/e2/telemetry",
-         orjson.dumps({"ts": BASE_MS, "pv_kw": 50, "load_kw": 80, "grid_kw": 10})),
-        (f"{root}/signal/s1/event",
-         orjson.dumps({"ts": BASE_MS, "type": "fault", "code": "lamp_failure",
-                       "severity": "critical"})),
+        (
+            f"{root}/signal/s1/telemetry",
+            orjson.dumps(
+                [
+                    {"ts": BASE_MS, "mode": "adaptive", "volume": 12},
+                    {"ts": BASE_MS + 1000, "mode": "coordinated"},
+                ]
+            ),
+        ),
+        (
+            f"{root}/energy/e1/telemetry",
+            orjson.dumps(
+                {
+                    "ts": _local_time(BASE_MS),
+                    "pv_kw": 50,
+                    "load_kw": 80,
+                    "grid_kw": 10,
+                    "storage_kw": 20,
+                }
+            ),
+        ),
+        (
+            f"{root}/energy/e2/telemetry",
+            orjson.dumps({"ts": BASE_MS, "pv_kw": 50, "load_kw": 80, "grid_kw": 10}),
+        ),
+        (
+            f"{root}/signal/s1/event",
+            orjson.dumps(
+                {"ts": BASE_MS, "type": "fault", "code": "lamp_failure", "severity": "critical"}
+            ),
+        ),
         (f"{root}/pole/p1/status", orjson.dumps({"ts": BASE_MS, "online": True, "fw": "2.1"})),
     ]
     async with running_collector(collector_settings(database_url, mosquitto.url)) as collector:
@@ -56,14 +81,19 @@ async def test_collector_stores_every_kind_and_channel(
     balance = dict(await db.fetch("SELECT device_id, balance_ok FROM energy_telemetry"))
     assert balance == {"e1": True, "e2": False}  # e2: 50 + 10 = 60 against 80 kW of load
     ts = await db.fetchval("SELECT ts FROM energy_telemetry WHERE device_id = 'e1'")
-    assert ts == datetime(2025, 11, 30, 8, tzinfo=UTC)
-    status = await db.fetchrow("SELECT online, fw, last_seen FROM device_status WHERE device_id='p1'")
+    assert ts == datetime.fromtimestamp(BASE_MS / 1000, UTC)
+    status = await db.fetchrow(
+        "SELECT online, fw, last_seen FROM device_status WHERE device_id='p1'"
+    )
     assert status["online"] is True and status["fw"] == "2.1"
     assert status["last_seen"] == datetime.fromtimestamp(BASE_MS / 1000, UTC)
     assert orjson.loads(await db.fetchval("SELECT extra FROM pole_telemetry")) == {"fw_x": 1}
-    assert await db.fetchval(
-        "SELECT messages FROM unknown_fields WHERE kind = 'pole.telemetry' AND field = 'fw_x'"
-    ) == 1
+    assert (
+        await db.fetchval(
+            "SELECT messages FROM unknown_fields WHERE kind = 'pole.telemetry' AND field = 'fw_x'"
+        )
+        == 1
+    )
     assert collector.metrics.stored["signal_telemetry"] == 2
 
 
@@ -82,12 +112,18 @@ async def test_collector_dead_letters_every_refusal_with_reason(
         "bad_topic": (f"citytel/v1/{city}/tram/p1/telemetry", b"{}"),
         "too_large": (f"{root}/pole/p1/telemetry", b"[" + b" " * 300_000 + b"]"),
         "future_ts": (f"{root}/pole/p1/telemetry", orjson.dumps({"ts": future, "lamp_on": True})),
-        "device_mismatch": (f"{root}/pole/p1/telemetry",
-                            orjson.dumps({"ts": BASE_MS, "device_id": "p9", "lamp_on": True})),
-        "unknown_device": (f"{root}/pole/nobody/telemetry",
-                           orjson.dumps({"ts": BASE_MS, "lamp_on": True})),
-        "registry_mismatch": (f"{root}/signal/s1/telemetry",
-                              orjson.dumps({"ts": BASE_MS, "mode": "flash"})),
+        "device_mismatch": (
+            f"{root}/pole/p1/telemetry",
+            orjson.dumps({"ts": BASE_MS, "device_id": "p9", "lamp_on": True}),
+        ),
+        "unknown_device": (
+            f"{root}/pole/nobody/telemetry",
+            orjson.dumps({"ts": BASE_MS, "lamp_on": True}),
+        ),
+        "registry_mismatch": (
+            f"{root}/signal/s1/telemetry",
+            orjson.dumps({"ts": BASE_MS, "mode": "flash"}),
+        ),
     }
     async with running_collector(collector_settings(database_url, mosquitto.url)):
         publish_all(mosquitto.url, cases.values())
@@ -160,36 +196,42 @@ async def test_collector_survives_a_flood_of_malformed_messages(
     db: asyncpg.Connection, database_url: DatabaseUrl, mosquitto: MosquittoProcess, city: str
 ) -> None:
     devices = await register_poles(db, city, 10)
-    junk = [(f"citytel/v1/{city}/pole/{devices[i % 10]}/telemetry", b"\xff\xfe{" + str(i).encode())
-            for i in range(5000)]
+    junk = [
+        (f"citytel/v1/{city}/pole/{devices[i % 10]}/telemetry", b"\xff\xfe{" + str(i).encode())
+        for i in range(5000)
+    ]
     valid = [pole_message(city, devices[i % 10], BASE_MS + i) for i in range(1000)]
     mixed = [m for pair in zip(junk[:1000], valid, strict=True) for m in pair] + junk[1000:]
     async with running_collector(collector_settings(database_url, mosquitto.url)):
         publish_all(mosquitto.url, mixed)
         assert await wait_for_count(db, COUNT_DEAD, 5000) == 5000
         assert await wait_for_count(db, COUNT_POLE, 1000) == 1000
-    assert await db.fetchval(
-        "SELECT count(*) FROM dead_letters WHERE reason <> 'invalid_json'"
-    ) == 0
+    assert (
+        await db.fetchval("SELECT count(*) FROM dead_letters WHERE reason <> 'invalid_json'") == 0
+    )
 
 
 async def test_collector_creates_partitions_for_old_data(
     db: asyncpg.Connection, database_url: DatabaseUrl, mosquitto: MosquittoProcess, city: str
 ) -> None:
     (device,) = await register_poles(db, city, 1)
-    old = int(datetime(2024, 2, 29, 23, 59, tzinfo=UTC).timestamp() * 1000)
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    before = midnight - timedelta(days=40, minutes=1)  # no partition exists that far back
+    old = int(before.timestamp() * 1000)
     messages = [pole_message(city, device, old), pole_message(city, device, old + 120_000)]
+    names = [f"pole_telemetry_p{d:%Y%m%d}" for d in (before, before + timedelta(minutes=2))]
     async with running_collector(collector_settings(database_url, mosquitto.url)):
         publish_all(mosquitto.url, messages)
         assert await wait_for_count(db, COUNT_POLE, 2) == 2
-    partitions = await db.fetch(
-        "SELECT relname FROM pg_class WHERE relname IN "
-        "('pole_telemetry_p20240229', 'pole_telemetry_p20240301')"
-    )
+    partitions = await db.fetch("SELECT relname FROM pg_class WHERE relname = ANY($1)", names)
     assert len(partitions) == 2
 
 
-async def _wait_metric(predicate: object) -> None:
-    from support import wait_until
+def _local_time(ms: int) -> str:
+    """The instant as RFC 3339 with the +08:00 offset of our pilot cities."""
+    china = timezone(timedelta(hours=8))
+    return datetime.fromtimestamp(ms / 1000, china).isoformat()
 
+
+async def _wait_metric(predicate: object) -> None:
     await wait_until(predicate, timeout_s=10)

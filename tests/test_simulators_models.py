@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -44,7 +44,9 @@ def _day_of_reports(sim: object, start: datetime, hours: float, interval_s: floa
 
 
 def test_pole_lamp_follows_sunset_and_sunrise() -> None:
-    pole = PoleSimulator(make_device(Kind.POLE, functions=["lighting"]), CityClock(JINAN), 1, interval_s=10)
+    pole = PoleSimulator(
+        make_device(Kind.POLE, functions=["lighting"]), CityClock(JINAN), 1, interval_s=10
+    )
     times = sun_times(JINAN.lat, JINAN.lon, DAY)
     assert times.sunset is not None and times.sunrise is not None
     minute = timedelta(minutes=1)
@@ -55,7 +57,9 @@ def test_pole_lamp_follows_sunset_and_sunrise() -> None:
 
 
 def test_pole_dims_late_at_night_and_power_follows() -> None:
-    pole = PoleSimulator(make_device(Kind.POLE, functions=["lighting"]), CityClock(JINAN), 1, interval_s=10)
+    pole = PoleSimulator(
+        make_device(Kind.POLE, functions=["lighting"]), CityClock(JINAN), 1, interval_s=10
+    )
     evening = pole.telemetry(_ms(datetime(2026, 6, 21, 22, 0, tzinfo=CST)))
     night = pole.telemetry(_ms(datetime(2026, 6, 21, 23, 30, tzinfo=CST)))
     noon = pole.telemetry(_ms(datetime(2026, 6, 22, 12, 0, tzinfo=CST)))
@@ -67,7 +71,9 @@ def test_pole_dims_late_at_night_and_power_follows() -> None:
 
 def test_pole_reports_validate_over_a_day() -> None:
     functions = [PoleFunction.LIGHTING, PoleFunction.ENVIRONMENT, PoleFunction.SMALL_CELL]
-    pole = PoleSimulator(make_device(Kind.POLE, functions=functions), CityClock(JINAN), 3, interval_s=60)
+    pole = PoleSimulator(
+        make_device(Kind.POLE, functions=functions), CityClock(JINAN), 3, interval_s=60
+    )
     reports = _day_of_reports(pole, datetime(2026, 1, 5, tzinfo=CST), 24, 60)
     for report in reports:
         PoleTelemetry.model_validate({**report, "ts": 0, "seq": 1})
@@ -78,7 +84,9 @@ def test_pole_reports_validate_over_a_day() -> None:
 
 
 def test_signal_volume_peaks_morning_and_evening() -> None:
-    signal = SignalSimulator(make_device(Kind.SIGNAL, arterial=True), CityClock(JINAN), 5, interval_s=60)
+    signal = SignalSimulator(
+        make_device(Kind.SIGNAL, arterial=True), CityClock(JINAN), 5, interval_s=60
+    )
     reports = _day_of_reports(signal, datetime(2026, 3, 10, tzinfo=CST), 24, 60)  # a Tuesday
     hourly = [sum(r["volume"] for r in reports[h * 60 : (h + 1) * 60]) for h in range(24)]
     assert hourly[8] > 1.3 * hourly[12] and hourly[18] > 1.3 * hourly[12]
@@ -90,7 +98,9 @@ def test_signal_volume_peaks_morning_and_evening() -> None:
 
 def _energy_node(storage_kwh: float, seed: int = 11) -> EnergySimulator:
     device = make_device(
-        Kind.ENERGY, site_type=SiteType.COMMERCIAL, pv_capacity_kw=300.0,
+        Kind.ENERGY,
+        site_type=SiteType.COMMERCIAL,
+        pv_capacity_kw=300.0,
         storage_capacity_kwh=storage_kwh,
     )
     return EnergySimulator(device, CityClock(JINAN), seed, interval_s=10)
@@ -104,7 +114,10 @@ def test_energy_balance_holds_and_storage_stays_within_limits(seed: int) -> None
     for report in reports:
         EnergyTelemetry.model_validate({**report, "ts": 0})
         assert energy_balance_ok(
-            report["pv_kw"], report.get("wind_kw"), report["grid_kw"], report["storage_kw"],
+            report["pv_kw"],
+            report.get("wind_kw"),
+            report["grid_kw"],
+            report["storage_kw"],
             report["load_kw"],
         )
         residual = report["pv_kw"] + report.get("wind_kw", 0) + report["grid_kw"]

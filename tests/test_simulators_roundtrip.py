@@ -88,9 +88,17 @@ def classify(topic: str, payload: bytes, now: datetime) -> tuple[str, str | None
     return "valid", parsed.device_id, str(parsed.channel)
 
 
-def test_roundtrip_matches_manifest(mosquitto: MosquittoProcess, subscriber: Subscriber, city: str) -> None:
+def test_roundtrip_matches_manifest(
+    mosquitto: MosquittoProcess, subscriber: Subscriber, city: str
+) -> None:
     options = SimulationOptions(
-        city=city, poles=30, signals=8, energy=4, seed=3, duration_s=20 * 60, speed=None,
+        city=city,
+        poles=30,
+        signals=8,
+        energy=4,
+        seed=3,
+        duration_s=20 * 60,
+        speed=None,
         faults=FAULTS,
     )
     manifest = run_simulation(options, mosquitto.url)
@@ -128,7 +136,13 @@ def test_roundtrip_malformed_payloads_are_never_identical(
     mosquitto: MosquittoProcess, subscriber: Subscriber, city: str
 ) -> None:
     options = SimulationOptions(
-        city=city, poles=10, signals=2, energy=2, seed=5, duration_s=600, speed=None,
+        city=city,
+        poles=10,
+        signals=2,
+        energy=2,
+        seed=5,
+        duration_s=600,
+        speed=None,
         faults=FaultRates(malformed=0.5),
     )
     manifest = run_simulation(options, mosquitto.url)
@@ -143,7 +157,13 @@ def test_roundtrip_status_is_retained_online_after_offline_episodes(
     mosquitto: MosquittoProcess, subscriber: Subscriber, city: str
 ) -> None:
     options = SimulationOptions(
-        city=city, poles=6, signals=0, energy=0, seed=9, duration_s=3600, speed=None,
+        city=city,
+        poles=6,
+        signals=0,
+        energy=0,
+        seed=9,
+        duration_s=3600,
+        speed=None,
         faults=FaultRates(offline=0.3),
     )
     manifest = run_simulation(options, mosquitto.url)
@@ -168,7 +188,13 @@ def test_roundtrip_status_is_retained_online_after_offline_episodes(
 def test_simulation_same_seed_gives_identical_messages() -> None:
     now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
     options = SimulationOptions(
-        city="jinan", poles=20, signals=5, energy=3, seed=7, duration_s=1800, speed=None,
+        city="jinan",
+        poles=20,
+        signals=5,
+        energy=3,
+        seed=7,
+        duration_s=1800,
+        speed=None,
         faults=FAULTS,
     )
     runs = []
@@ -181,7 +207,9 @@ def test_simulation_same_seed_gives_identical_messages() -> None:
 
     other = MemorySink()
     run_simulation(
-        SimulationOptions(**{**options.__dict__, "seed": 8}), "mqtt://127.0.0.1:1", sink=other,
+        SimulationOptions(**{**options.__dict__, "seed": 8}),
+        "mqtt://127.0.0.1:1",
+        sink=other,
         now=now,
     )
     assert other.messages != runs[0][0]
@@ -189,9 +217,32 @@ def test_simulation_same_seed_gives_identical_messages() -> None:
 
 def test_simulation_fault_flags_do_not_change_valid_values() -> None:
     now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-    base = SimulationOptions(city="jinan", poles=5, signals=2, energy=2, seed=7, duration_s=600, speed=None)
+    base = SimulationOptions(
+        city="jinan", poles=5, signals=2, energy=2, seed=7, duration_s=600, speed=None
+    )
     clean, faulty = MemorySink(), MemorySink()
     run_simulation(base, "mqtt://127.0.0.1:1", sink=clean, now=now)
     with_faults = SimulationOptions(**{**base.__dict__, "faults": FaultRates(drop=0.3)})
     run_simulation(with_faults, "mqtt://127.0.0.1:1", sink=faulty, now=now)
     assert set(faulty.messages) < set(clean.messages)
+
+
+def test_runner_realtime_stops_on_event(
+    mosquitto: MosquittoProcess, subscriber: Subscriber, city: str
+) -> None:
+    options = SimulationOptions(city=city, poles=40, signals=5, energy=2, seed=1, interval_s=1)
+    stop = threading.Event()
+    result: list = []
+    thread = threading.Thread(
+        target=lambda: result.append(run_simulation(options, mosquitto.url, stop_event=stop))
+    )
+    thread.start()
+    time.sleep(1.5)
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    manifest = result[0]
+    assert manifest.meta["mode"] == "realtime" and manifest.meta["stopped_early"] is True
+    telemetry = manifest.by_channel["telemetry"]["published"]
+    assert 47 <= telemetry <= 47 * 3  # one report per device per second, for about 1.5 s
+    assert len(subscriber.wait_for(manifest.totals["published"])) == manifest.totals["published"]

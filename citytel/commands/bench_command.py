@@ -1,9 +1,108 @@
-"""Not yet available."""
+"""``citytel bench``: benchmarks. ``ingest`` is the first; query benchmarks go next to it."""
 
 from __future__ import annotations
 
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench.database import DEFAULT_ADMIN_URL
+from bench.ingest import IngestBench, IngestBenchOptions
+from bench.report import evaluate, failed_targets, print_report, write_json
+from citytel.commands.options import run
+from citytel.urls import DatabaseUrl
+
+_PROTOCOLS = ("5", "3.1.1")
+
+
+def _parse_protocols(text: str) -> tuple[str, ...]:
+    protocols = tuple(p.strip() for p in text.split(",") if p.strip())
+    wrong = [p for p in protocols if p not in _PROTOCOLS]
+    if wrong or not protocols:
+        raise typer.BadParameter(
+            f"protocols are a comma-separated subset of {', '.join(_PROTOCOLS)}"
+        )
+    return protocols
+
+
+MessagesOption = Annotated[int, typer.Option(min=100, help="Messages per throughput run.")]
+ProtocolsOption = Annotated[str, typer.Option(help="MQTT protocols to measure, e.g. 5,3.1.1.")]
+SkipNaiveOption = Annotated[bool, typer.Option(help="Skip the naive INSERT-per-message bridge.")]
+NaiveMessagesOption = Annotated[int, typer.Option(min=1, help="Messages for the naive bridge.")]
+LatencyOption = Annotated[float, typer.Option(min=0.5, help="Seconds of each latency run.")]
+QuickOption = Annotated[bool, typer.Option(help="Short naive and latency runs (smoke test).")]
+OutOption = Annotated[Path | None, typer.Option(help="JSON results file.")]
+ProfileOption = Annotated[
+    Path | None, typer.Option(help="py-spy the single collector into this folder (slows it).")
+]
+StrictOption = Annotated[bool, typer.Option(help="Exit 1 when a target is missed.")]
+
+
+def ingest(
+    *,
+    messages: MessagesOption = 1_000_000,
+    protocols: ProtocolsOption = "5,3.1.1",
+    skip_naive: SkipNaiveOption = False,
+    naive_messages: NaiveMessagesOption = 20_000,
+    latency_seconds: LatencyOption = 10.0,
+    quick: QuickOption = False,
+    out: OutOption = None,
+    profile_dir: ProfileOption = None,
+    strict: StrictOption = False,
+) -> None:
+    """Throughput, CPU, memory and latency of the collector against its baselines.
+
+    Starts a private Mosquitto and a fresh database (on the server of
+    CITYTEL_DATABASE_URL, or the local default) and drops it afterwards.
+    """
+    server = os.environ.get("CITYTEL_DATABASE_URL") or DEFAULT_ADMIN_URL
+    options = IngestBenchOptions(
+        admin_url=DatabaseUrl(server),
+        messages=messages,
+        protocols=_parse_protocols(protocols),
+        skip_naive=skip_naive,
+        quick=quick,
+        naive_messages=naive_messages,
+        latency_s=latency_seconds,
+        profile_dir=profile_dir,
+    )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)  # a log file: room for the whole table
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=total)
+            progress.update(tasks[phase], completed=done)
+
+        bench = IngestBench(options, on_progress=on_progress, on_note=console.log)
+        results = run(bench.run())
+    for result in results["protocols"].values():
+        evaluate(result)
+    print_report(results, console)
+    path = out or Path("bench/results") / f"ingest-{datetime.now():%Y%m%d-%H%M%S}.json"
+    write_json(results, path)
+    console.print(f"results written to {path}")
+    missed = failed_targets(results)
+    if strict and missed:
+        console.print(f"[bold red]{len(missed)} target(s) missed[/]")
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    """Nothing to register yet: a command that does nothing is not listed."""
+    group = typer.Typer(help="Benchmarks (ingest; query benchmarks to come).", no_args_is_help=True)
+    group.command("ingest")(ingest)
+    app.add_typer(group, name="bench")

@@ -30,10 +30,14 @@ def migrate(
     storage: Annotated[
         str | None, typer.Option(help="auto (TimescaleDB when available), postgres or timescale.")
     ] = None,
-    retention_days: Annotated[int | None, typer.Option(help="Keep raw telemetry this long.")] = None,
+    retention_days: Annotated[
+        int | None, typer.Option(help="Keep raw telemetry this long.")
+    ] = None,
 ) -> None:
     """Apply pending migrations (idempotent; safe to run from several hosts at once)."""
-    settings = settings_for(DatabaseSettings, config, storage=storage, retention_days=retention_days)
+    settings = settings_for(
+        DatabaseSettings, config, storage=storage, retention_days=retention_days
+    )
 
     async def main() -> None:
         conn = await _connect(settings)
@@ -65,7 +69,8 @@ def status(config: ConfigOption = None) -> None:
             await conn.close()
         mode = st.storage_mode or "none (not migrated)"
         detail = {
-            "timescale": f"TimescaleDB {st.timescale_version}: hypertables, compression, retention policies",
+            "timescale": f"TimescaleDB {st.timescale_version}: hypertables, compression,"
+            " retention policies",
             "postgres": "plain PostgreSQL: daily range partitions kept by the collector",
         }.get(str(st.storage_mode), "")
         console.print(f"server: PostgreSQL {st.server_version}")

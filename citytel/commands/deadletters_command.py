@@ -49,8 +49,14 @@ def list_command(
             await conn.close()
         table = Table("id", "received_at", "reason", "topic", "detail", "payload")
         for r in rows:
-            table.add_row(str(r["id"]), f"{r['received_at']:%Y-%m-%d %H:%M:%S}", r["reason"],
-                          r["topic"], (r["detail"] or "")[:120], payload_excerpt(r["payload"])[:80])
+            table.add_row(
+                str(r["id"]),
+                f"{r['received_at']:%Y-%m-%d %H:%M:%S}",
+                r["reason"],
+                r["topic"],
+                (r["detail"] or "")[:120],
+                payload_excerpt(r["payload"])[:80],
+            )
         console.print(table)
         console.print(f"{len(rows)} dead letter(s)")
 
@@ -65,20 +71,27 @@ def replay(
     """Re-validate dead letters and ingest those that now pass, exactly once."""
     _check_reason(reason)
     s = settings_for(IngestSettings, config)
-    policy = DecodePolicy(max_payload_bytes=s.ingest_max_payload_bytes,
-                          max_future_s=s.ingest_max_future_s)
-    report = run(replay_dead_letters(
-        str(s.require_database_url()), policy=policy, unknown_devices=s.ingest_unknown_devices,
-        reason=reason, since=since,
-    ))
+    policy = DecodePolicy(
+        max_payload_bytes=s.ingest_max_payload_bytes, max_future_s=s.ingest_max_future_s
+    )
+    report = run(
+        replay_dead_letters(
+            str(s.require_database_url()),
+            policy=policy,
+            unknown_devices=s.ingest_unknown_devices,
+            reason=reason,
+            since=since,
+        )
+    )
     console.print(f"examined {report.examined}, ingested {report.ingested}")
     for why, count in sorted(report.still_refused.items()):
         console.print(f"  still refused: {why}: {count}")
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Refused messages, with their raw bytes and reason.",
-                        no_args_is_help=True)
+    group = typer.Typer(
+        help="Refused messages, with their raw bytes and reason.", no_args_is_help=True
+    )
     group.command("list")(list_command)
     group.command("replay")(replay)
     app.add_typer(group, name="deadletters")

@@ -17,8 +17,13 @@ S = TypeVar("S", bound=CommonSettings)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML config file (environment overrides it).",
-                 exists=True, dir_okay=False),
+    typer.Option(
+        "--config",
+        "-c",
+        help="TOML config file (environment overrides it).",
+        exists=True,
+        dir_okay=False,
+    ),
 ]
 
 

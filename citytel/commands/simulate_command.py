@@ -29,8 +29,6 @@ from simulators import (
     run_simulation,
 )
 
-Rate = Annotated[float, typer.Option(min=0.0, max=1.0)]
-
 
 def simulate(  # noqa: PLR0917 - typer maps each CLI option to a parameter
     config: ConfigOption = None,
@@ -120,20 +118,20 @@ def simulate(  # noqa: PLR0917 - typer maps each CLI option to a parameter
     url = settings.require_mqtt_url()
     try:
         options = _options(
-            city,
-            poles,
-            signals,
-            energy,
-            interval,
-            duration,
-            from_,
-            to,
-            speed,
-            seed,
-            adaptive_share,
-            connections,
-            settings.simulator_client_id,
-            FaultRates(
+            city=city,
+            poles=poles,
+            signals=signals,
+            energy=energy,
+            interval=interval,
+            duration=duration,
+            from_=from_,
+            to=to,
+            speed=speed,
+            seed=seed,
+            adaptive_share=adaptive_share,
+            connections=connections,
+            client_id=settings.simulator_client_id,
+            faults=FaultRates(
                 drop_rate, duplicate_rate, late_rate, malformed_rate, offline_rate, skew_rate
             ),
         )
@@ -143,8 +141,10 @@ def simulate(  # noqa: PLR0917 - typer maps each CLI option to a parameter
     if fleet_out is not None:
         fleet.write_csv(fleet_out)
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     show_progress = progress if progress is not None else options.speed != 1.0 or bool(from_)
     try:
         result = run_simulation(
@@ -158,6 +158,9 @@ def simulate(  # noqa: PLR0917 - typer maps each CLI option to a parameter
     except (OptionsError, PublishError) as exc:
         Console(stderr=True).print(f"[red]simulate: {exc}")
         raise typer.Exit(1) from exc
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if manifest is not None:
         result.write(manifest)
     print_summary(result)

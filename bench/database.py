@@ -1,0 +1,87 @@
+"""The benchmark's own database: created fresh, migrated, filled with the registry, dropped."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from bench.baselines import bare_table
+from bench.payloads import CITY, MessageSet
+from citytel.urls import DatabaseUrl
+from schemas.migrate import migrate
+from schemas.payloads import TELEMETRY_TABLES
+from schemas.topics import Kind
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+_EMPTIED = (
+    *TELEMETRY_TABLES.values(),
+    "device_events",
+    "device_status",
+    "dead_letters",
+    "unknown_fields",
+    *(bare_table(kind) for kind in Kind),
+)
+
+
+@asynccontextmanager
+async def bench_database(admin: DatabaseUrl) -> AsyncIterator[DatabaseUrl]:
+    """A fresh ``citytel_bench_<random>`` database on ``admin``'s server, migrated, then dropped."""
+    name = f"citytel_bench_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(str(admin), timeout=10)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = admin.with_database(name)
+    try:
+        conn = await asyncpg.connect(str(url), timeout=10)
+        try:
+            await migrate(conn, storage="postgres")
+        finally:
+            await conn.close()
+        yield url
+    finally:
+        conn = await asyncpg.connect(str(admin), timeout=10)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+async def prepare(conn: asyncpg.Connection, message_set: MessageSet) -> None:
+    """Registry rows, the day partitions the messages need, and the bare pipeline's tables."""
+    await conn.copy_records_to_table(
+        "devices",
+        records=[(d, str(k), CITY) for d, k in message_set.devices],
+        columns=["device_id", "kind", "city"],
+    )
+    days = message_set.days()
+    for table in TELEMETRY_TABLES.values():
+        await conn.fetchval(
+            "SELECT citytel_ensure_partitions($1::regclass, $2::date[])", table, days
+        )
+    for kind in Kind:
+        await conn.execute(
+            f"CREATE TABLE {bare_table(kind)}"
+            f" (LIKE citytel_shape.{TELEMETRY_TABLES[kind]} INCLUDING DEFAULTS);"
+            f" CREATE INDEX ON {bare_table(kind)} (device_id, ts)"
+        )
+
+
+async def reset(conn: asyncpg.Connection) -> None:
+    """Empty every table a run writes; the registry stays."""
+    await conn.execute(f"TRUNCATE {', '.join(_EMPTIED)}")
+
+
+async def count_rows(conn: asyncpg.Connection) -> dict[str, int]:
+    """Rows in the telemetry tables and the dead letters."""
+    counts = {}
+    for table in (*TELEMETRY_TABLES.values(), "dead_letters"):
+        counts[table] = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+    return counts

@@ -1,0 +1,211 @@
+"""The processes under test: baselines and collectors, each its own OS process.
+
+Every subject answers the same two questions: how many messages has it finished
+(counted, or committed), and what did its process cost (CPU from
+``/proc/<pid>/stat``, peak RSS from ``VmHWM`` in ``/proc/<pid>/status``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import BenchError
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_BASELINE_MAIN = "from bench.baselines import main; main()"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (all its threads)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's high-water resident set (``VmHWM``) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Messages finished by a subject, and the monotonic time it was observed or reported."""
+
+    count: int
+    at: float
+
+
+class Subject:
+    """One process under test."""
+
+    name = "subject"
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            code = self.process.returncode
+            raise BenchError(f"{self.name} exited with {code}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def progress(self) -> Progress:
+        raise NotImplementedError
+
+    def stop(self, *, timeout_s: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class BaselineProcess(Subject):
+    """A baseline in its own interpreter; reads its ``ready`` and ``count`` lines."""
+
+    def __init__(
+        self,
+        mode: str,
+        *,
+        mqtt_url: str,
+        client_id: str,
+        protocol: str,
+        database_url: str | None,
+        log_path: Path,
+    ) -> None:
+        super().__init__(log_path)
+        self.name = mode
+        self._args = [
+            sys.executable,
+            "-c",
+            _BASELINE_MAIN,
+            mode,
+            "--mqtt-url",
+            mqtt_url,
+            "--client-id",
+            client_id,
+            "--protocol",
+            protocol,
+        ]
+        if database_url is not None:
+            self._args += ["--database-url", database_url]
+        self._ready = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._latest = Progress(0, 0.0)
+
+    def start(self, *, timeout_s: float = 30.0) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self._args, stdout=subprocess.PIPE, stderr=log)
+        self._reader = threading.Thread(target=self._read, name=f"bench-{self.name}", daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._ready.wait(0.1):
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.name} did not subscribe within {timeout_s:.0f}s")
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for raw in self.process.stdout:
+            parts = raw.split()
+            if parts == [b"ready"]:
+                self._ready.set()
+            elif len(parts) == 3 and parts[0] == b"count":
+                self._latest = Progress(int(parts[1]), float(parts[2]))
+
+    async def progress(self) -> Progress:
+        return self._latest
+
+    def stop(self, *, timeout_s: float = 30.0) -> None:
+        super().stop(timeout_s=timeout_s)
+        if self._reader is not None:
+            self._reader.join(timeout=5)  # ends at EOF, now that the process is gone
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+class CollectorProcess(Subject):
+    """``citytel collect`` with its metrics endpoint on a private port."""
+
+    def __init__(
+        self, *, index: int, env: dict[str, str], metrics_port: int, log_path: Path
+    ) -> None:
+        super().__init__(log_path)
+        self.name = f"collector {index}"
+        self.metrics_port = metrics_port
+        self.env = env
+
+    def start(self) -> None:
+        script = Path(sys.executable).with_name("citytel")
+        command = (
+            [str(script)]
+            if script.exists()
+            else [sys.executable, "-c", "from citytel.cli import main; main()"]
+        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*command, "collect"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    async def wait_healthy(self, *, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.check_alive()
+            try:
+                status, _ = await _http_get(self.metrics_port, "/healthz")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"{self.name} not healthy after {timeout_s:.0f}s:\n{self.log_tail()}"
+                )
+            await asyncio.sleep(0.1)
+
+    async def progress(self) -> Progress:
+        """Messages in committed batches (``citytel_messages_received_total``)."""
+        _, body = await _http_get(self.metrics_port, "/metrics")
+        at = time.monotonic()
+        for line in body.splitlines():
+            if line.startswith("citytel_messages_received_total "):
+                return Progress(int(float(line.split()[1])), at)
+        raise BenchError(f"{self.name}: no citytel_messages_received_total in /metrics")
+
+
+async def _http_get(port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        await writer.drain()
+        response = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    head, _, body = response.decode(errors="replace").partition("\r\n\r\n")
+    status = int(head.split(" ", 2)[1]) if " " in head else 0
+    return status, body

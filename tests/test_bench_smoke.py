@@ -1,0 +1,85 @@
+"""The ingest benchmark on a tiny input, so it cannot rot. Numbers are not judged."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from citytel.broker import mosquitto_binary
+from citytel.cli import app
+
+ADMIN_URL = os.environ.get(
+    "CITYTEL_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+SECTIONS = ("ceiling", "naive", "bare", "collector_1", "collector_2")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(mosquitto_binary() is None, reason="mosquitto is not installed"),
+]
+
+
+def _run_bench(out: Path) -> tuple[int, str]:
+    # The command calls asyncio.run; tests run inside an event loop, so use a worker thread.
+    args = [
+        "bench",
+        "ingest",
+        "--messages",
+        "2000",
+        "--protocols",
+        "5",
+        "--quick",
+        "--out",
+        str(out),
+    ]
+    runner = CliRunner()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        result = pool.submit(
+            runner.invoke, app, args, env={"CITYTEL_DATABASE_URL": ADMIN_URL}
+        ).result(timeout=60)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+@pytest.mark.timeout(90)
+def test_bench_ingest_writes_every_section_with_sane_numbers(tmp_path: Path) -> None:
+    out = tmp_path / "ingest.json"
+    exit_code, output = _run_bench(out)
+    assert exit_code == 0, output
+    assert "targets, MQTT 5" in output
+
+    results = orjson.loads(out.read_bytes())
+    assert results["payloads"]["messages"] == 2000
+    assert 0 < results["payloads"]["duplicates"] < 100
+    result = results["protocols"]["5"]
+    for name in SECTIONS:
+        section = result[name]
+        assert section["finished"] >= section["messages"] > 0, name
+        assert section["rate"] > 0, name
+        assert section["send_rate"] > 0, name
+        for process in section["processes"]:
+            assert 0 < process["cpu_pct"] < 400, name
+            assert 10 < process["peak_rss_mb"] < 2000, name
+    assert len(result["collector_2"]["processes"]) == 2
+    for name in ("collector_1", "collector_2"):
+        section = result[name]
+        assert section["rows_ok"], section
+        assert section["rows"] == results["payloads"]["unique"]
+        assert [p["fraction"] for p in section["latency"]] == [0.25, 0.5, 0.9]
+        for point in section["latency"]:
+            assert point["samples"] == point["probes"] > 0
+            assert 0 < point["p50_ms"] <= point["p99_ms"] <= point["max_ms"] < 10_000
+    assert set(result["ratios"]) >= {
+        "collector_1/bare",
+        "collector_1/naive",
+        "collector_2/collector_1",
+    }
+    assert all(value > 0 for value in result["ratios"].values())
+    assert {t["status"] for t in result["targets"]} <= {"PASS", "FAIL"}
+    assert len(result["targets"]) == 7
