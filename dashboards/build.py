@@ -29,6 +29,8 @@ PROVISIONED_JSON_DIR = "provisioning/dashboards/citytel"
 GRAFANA_PROVISIONING_PATH = "/etc/grafana/provisioning"
 SCHEMA_VERSION = 39
 GRID_WIDTH = 24
+# The target_pct of view signal_timing_coverage (Shandong new-urbanization plan 2021-2023).
+TIMING_COVERAGE_TARGET_PCT = 40.0
 
 Json = dict[str, Any]
 
@@ -48,6 +50,7 @@ class Panel:
     stacked: bool = False
     bars: bool = False
     max_value: float | None = None
+    target: float | None = None  # a threshold: red below, green from the target up
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 kind="stat",
                 format="table",
                 unit="percent",
-                description="Poles that report online and were heard within 3 intervals.",
+                description="Per city, view pole_online_rate: registered poles that report "
+                "online and were heard within 3 reporting intervals.",
                 width=8,
                 max_value=100,
             ),
@@ -95,15 +99,16 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 queries.FEED_FRESHNESS,
                 kind="table",
                 format="table",
-                description="Age of the last message (now() - last_seen) per city and kind; "
-                "stale = silent for more than 3 reporting intervals.",
+                description="View feed_freshness: age of the last message (now() - last_seen) "
+                "per city and kind; stale = silent for 3 reporting intervals or more.",
             ),
             Panel(
                 "Stalest devices",
                 queries.STALEST_DEVICES,
                 kind="table",
                 format="table",
-                description="Devices silent for more than 3 reporting intervals, oldest first.",
+                description="View device_freshness: devices not fresh (silent for 3 reporting "
+                "intervals or more, or never heard), oldest first.",
                 width=24,
             ),
         ),
@@ -132,6 +137,7 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 kind="stat",
                 format="table",
                 unit="percent",
+                description="Per city, view pole_online_rate.",
                 width=8,
                 max_value=100,
             ),
@@ -140,6 +146,7 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 queries.POLE_ONLINE_BY_DISTRICT,
                 kind="table",
                 format="table",
+                description="View pole_online_rate_by_district.",
                 width=16,
             ),
         ),
@@ -150,17 +157,34 @@ DASHBOARDS: tuple[Dashboard, ...] = (
         description="Signal-timing coverage, controller modes and traffic volume.",
         panels=(
             Panel(
+                "Signal-timing coverage %",
+                queries.SIGNAL_TIMING_COVERAGE_NOW,
+                kind="stat",
+                format="table",
+                unit="percent",
+                description="Per city, view signal_timing_coverage: registered signalized "
+                "intersections whose controller's mode in the last 15 min is intelligent "
+                "(adaptive or coordinated). Target 40 %.",
+                width=8,
+                max_value=100,
+                target=TIMING_COVERAGE_TARGET_PCT,
+            ),
+            Panel(
                 "Signal-timing coverage",
                 queries.SIGNAL_TIMING_COVERAGE,
                 unit="percent",
-                description="Share of reporting controllers whose last mode in the bucket was "
-                "adaptive or coordinated.",
+                description="Registered signals whose last mode in the bucket is intelligent "
+                "timing (citytel_is_intelligent_timing), over all registered signals of the "
+                "selected cities. Dashed line: the 40 % target.",
+                width=16,
                 max_value=100,
+                target=TIMING_COVERAGE_TARGET_PCT,
             ),
             Panel(
                 "Controller modes",
                 queries.SIGNAL_MODES,
                 description="Controllers per last-reported mode in each bucket.",
+                width=16,
                 stacked=True,
             ),
             Panel(
@@ -168,7 +192,8 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 queries.SIGNAL_MODES_NOW,
                 kind="piechart",
                 format="table",
-                description="Each controller's latest mode within the time range.",
+                description="View signal_current_mode: each controller's newest mode in the "
+                "last 15 minutes (independent of the time range).",
                 width=8,
             ),
             Panel(
@@ -176,7 +201,7 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 queries.VOLUME_BY_HOUR,
                 unit="short",
                 description="Vehicles counted per hour, by district.",
-                width=16,
+                width=24,
                 stacked=True,
                 bars=True,
             ),
@@ -199,7 +224,8 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 "Renewable self-consumption",
                 queries.SELF_CONSUMPTION,
                 unit="percent",
-                description="(PV + wind - export) / (PV + wind): renewable energy used on site.",
+                description="Per site and bucket, 1 - export / (PV + wind), clamped to "
+                "0-100 %, as in view renewable_self_consumption; then the mean over sites.",
                 width=24,
                 max_value=100,
             ),
@@ -217,6 +243,11 @@ def _field_config(panel: Panel) -> Json:
     if panel.max_value is not None:
         defaults["min"] = 0
         defaults["max"] = panel.max_value
+    if panel.target is not None:
+        defaults["thresholds"] = {
+            "mode": "absolute",
+            "steps": [{"color": "red", "value": None}, {"color": "green", "value": panel.target}],
+        }
     if panel.kind == "timeseries":
         defaults["custom"] = {
             "drawStyle": "bars" if panel.bars else "line",
@@ -226,6 +257,8 @@ def _field_config(panel: Panel) -> Json:
             "spanNulls": False,
             "stacking": {"group": "A", "mode": "normal" if panel.stacked else "none"},
         }
+        if panel.target is not None:
+            defaults["custom"]["thresholdsStyle"] = {"mode": "dashed"}
     return {"defaults": defaults, "overrides": []}
 
 
@@ -234,7 +267,7 @@ def _options(panel: Panel) -> Json:
         return {
             "colorMode": "value",
             "graphMode": "none",
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True},
         }
     if panel.kind == "piechart":
         return {

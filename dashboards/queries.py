@@ -4,6 +4,10 @@ Plain PostgreSQL 15-17 only (``date_bin``, no TimescaleDB functions), so the sam
 dashboards work whichever storage the database uses. Grafana fills in the macros
 ``$__timeFilter(col)``, ``$__interval_ms`` and the ``$city`` variable; nothing else.
 
+Panels showing a current value read the metric views of ``003_indicators.sql``;
+panels bucketing history call its functions (``citytel_is_intelligent_timing``), so
+each metric has one definition, in the database.
+
 Time series queries return ``time``, ``metric``, ``value`` (long format) or ``time``
 plus one column per series (wide format), ordered by time.
 """
@@ -18,9 +22,6 @@ _ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
 def _bin(column: str, width: str = f"INTERVAL '1 minute' * {_BUCKET_MIN}") -> str:
     return f"date_bin({width}, {column}, {_ORIGIN})"
 
-
-# A device counts as online when it says so and was heard within three intervals.
-_FRESH = "s.last_seen > now() - make_interval(secs => 3 * d.interval_s)"
 
 CITY_VARIABLE = "SELECT DISTINCT city FROM devices ORDER BY 1"
 
@@ -45,47 +46,35 @@ WHERE $__timeFilter(received_at)
 GROUP BY 1, 2
 ORDER BY 1, 2"""
 
-POLE_ONLINE_SHARE = f"""\
-SELECT 100.0 * count(*) FILTER (WHERE s.online AND {_FRESH})
-       / nullif(count(*), 0) AS "online %"
-FROM devices d
-LEFT JOIN device_status s USING (device_id)
-WHERE d.kind = 'pole' AND d.city IN ($city)"""
+# Current values read the views of schemas/sql/003_indicators.sql, the one definition
+# of each metric; the panels only filter by city and format.
 
-POLE_ONLINE_BY_DISTRICT = f"""\
-SELECT coalesce(d.district, '(none)') AS district,
-       count(*) AS poles,
-       count(*) FILTER (WHERE s.online AND {_FRESH}) AS online,
-       round(100.0 * count(*) FILTER (WHERE s.online AND {_FRESH})
-             / nullif(count(*), 0), 1) AS "online %"
-FROM devices d
-LEFT JOIN device_status s USING (device_id)
-WHERE d.kind = 'pole' AND d.city IN ($city)
-GROUP BY 1
-ORDER BY 1"""
+POLE_ONLINE_SHARE = """\
+SELECT city, online_pct AS "online %"
+FROM pole_online_rate
+WHERE city IN ($city)
+ORDER BY city"""
 
-FEED_FRESHNESS = f"""\
-SELECT d.city, d.kind,
-       count(*) AS devices,
-       percentile_cont(0.5) WITHIN GROUP (
-           ORDER BY extract(epoch FROM now() - s.last_seen)) AS "median age s",
-       max(extract(epoch FROM now() - s.last_seen)) AS "max age s",
-       count(*) FILTER (WHERE s.last_seen IS NULL OR NOT ({_FRESH})) AS stale
-FROM devices d
-LEFT JOIN device_status s USING (device_id)
-WHERE d.city IN ($city)
-GROUP BY 1, 2
-ORDER BY 1, 2"""
+POLE_ONLINE_BY_DISTRICT = """\
+SELECT city, coalesce(nullif(district, ''), '(none)') AS district,
+       poles, online, online_pct AS "online %"
+FROM pole_online_rate_by_district
+WHERE city IN ($city)
+ORDER BY city, district"""
 
-STALEST_DEVICES = f"""\
-SELECT d.device_id, d.city, d.kind, coalesce(d.district, '(none)') AS district,
-       s.last_seen,
-       extract(epoch FROM now() - s.last_seen) AS "age s",
-       d.interval_s AS "interval s"
-FROM devices d
-LEFT JOIN device_status s USING (device_id)
-WHERE d.city IN ($city) AND (s.last_seen IS NULL OR NOT ({_FRESH}))
-ORDER BY s.last_seen NULLS FIRST, d.device_id
+FEED_FRESHNESS = """\
+SELECT city, kind, devices, fresh, stale, fresh_pct AS "fresh %",
+       median_age_s AS "median age s", max_age_s AS "max age s"
+FROM feed_freshness
+WHERE city IN ($city)
+ORDER BY city, kind"""
+
+STALEST_DEVICES = """\
+SELECT device_id, city, kind, coalesce(district, '(none)') AS district,
+       last_seen, age_s AS "age s", interval_s AS "interval s"
+FROM device_freshness
+WHERE city IN ($city) AND NOT fresh
+ORDER BY last_seen NULLS FIRST, device_id
 LIMIT 50"""
 
 
@@ -120,14 +109,29 @@ WITH last_mode AS (
     GROUP BY 1, 2
 )"""
 
+# Coverage over time: intelligent controllers (citytel_is_intelligent_timing on each
+# controller's last mode in the bucket) over the city's registered signals, the
+# denominator of the signal_timing_coverage view.
 SIGNAL_TIMING_COVERAGE = f"""\
-{_LAST_MODE}
-SELECT bucket AS time,
-       100.0 * count(*) FILTER (WHERE mode IN ('adaptive', 'coordinated'))
-       / count(*) AS "adaptive or coordinated %"
-FROM last_mode
-GROUP BY 1
+{_LAST_MODE},
+registered AS (
+    SELECT count(*) AS intersections
+    FROM devices
+    WHERE kind = 'signal' AND city IN ($city)
+)
+SELECT l.bucket AS time,
+       round(100.0 * count(*) FILTER (WHERE citytel_is_intelligent_timing(l.mode))
+             / nullif(r.intersections, 0), 2) AS "coverage %"
+FROM last_mode l
+CROSS JOIN registered r
+GROUP BY l.bucket, r.intersections
 ORDER BY 1"""
+
+SIGNAL_TIMING_COVERAGE_NOW = """\
+SELECT city, coverage_pct AS "coverage %"
+FROM signal_timing_coverage
+WHERE city IN ($city)
+ORDER BY city"""
 
 SIGNAL_MODES = f"""\
 {_LAST_MODE}
@@ -137,14 +141,10 @@ GROUP BY 1, 2
 ORDER BY 1, 2"""
 
 SIGNAL_MODES_NOW = """\
-SELECT mode, count(*) AS controllers
-FROM (
-    SELECT DISTINCT ON (t.device_id) t.device_id, t.mode
-    FROM signal_telemetry t
-    JOIN devices d USING (device_id)
-    WHERE $__timeFilter(t.ts) AND d.city IN ($city)
-    ORDER BY t.device_id, t.ts DESC
-) latest
+SELECT m.mode, count(*) AS controllers
+FROM signal_current_mode m
+JOIN devices d USING (device_id)
+WHERE d.city IN ($city)
 GROUP BY 1
 ORDER BY 2 DESC, 1"""
 
@@ -180,18 +180,23 @@ FROM per_site
 GROUP BY 1
 ORDER BY 1"""
 
-# Share of renewable generation used on site: (generation - export) / generation.
+# Self-consumption over time: the renewable_self_consumption view's per-site formula
+# (1 - mean export / mean generation, clamped to 0-100 %) per site and bucket, then the
+# mean over sites, as GET /indicators reports it. No database function holds this
+# formula yet (see docs/indicators.md), so it is repeated here, term for term.
 SELF_CONSUMPTION = f"""\
-{_ENERGY_PER_SITE},
-per_bucket AS (
-    SELECT bucket,
-           sum(coalesce(pv_kw, 0) + coalesce(wind_kw, 0)) AS renewable_kw,
-           sum(greatest(-coalesce(grid_kw, 0), 0)) AS export_kw
-    FROM per_site
-    GROUP BY 1
+WITH per_site AS (
+    SELECT {_bin("t.ts")} AS bucket, t.device_id,
+           100.0 * greatest(0, least(1,
+               1 - avg(greatest(-coalesce(t.grid_kw, 0), 0))
+                   / nullif(avg(coalesce(t.pv_kw, 0) + coalesce(t.wind_kw, 0)), 0))) AS pct
+    FROM energy_telemetry t
+    JOIN devices d USING (device_id)
+    WHERE $__timeFilter(t.ts) AND d.city IN ($city)
+    GROUP BY 1, 2
 )
-SELECT bucket AS time,
-       least(100, greatest(0, 100 * (renewable_kw - export_kw) / nullif(renewable_kw, 0)))
-           AS "self-consumption %"
-FROM per_bucket
+SELECT bucket AS time, round(avg(pct)::numeric, 2) AS "self-consumption %"
+FROM per_site
+WHERE pct IS NOT NULL
+GROUP BY 1
 ORDER BY 1"""

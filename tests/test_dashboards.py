@@ -23,6 +23,7 @@ from dashboards.build import (
     DASHBOARDS,
     IMPORT_INPUT,
     PROVISIONED_DATASOURCE_UID,
+    TIMING_COVERAGE_TARGET_PCT,
     build_dashboard,
     default_out_dir,
     render_files,
@@ -91,6 +92,7 @@ def test_build_covers_the_required_panels() -> None:
         "Lamp power by district",
         "PM2.5 by district",
         "Signal-timing coverage",
+        "Signal-timing coverage %",
         "Volume by hour",
         "PV, load, grid and storage",
         "Renewable self-consumption",
@@ -142,12 +144,14 @@ INSERT INTO devices (device_id, kind, city, district, interval_s) VALUES
     ('pole-2', 'pole', 'testcity', NULL, 60),
     ('sig-1', 'signal', 'testcity', 'north', 60),
     ('sig-2', 'signal', 'testcity', 'south', 60),
+    ('sig-3', 'signal', 'testcity', 'south', 60),
     ('site-1', 'energy', 'testcity', 'south', 60),
     ('pole-x', 'pole', 'othercity', 'east', 60);
 
 INSERT INTO device_status (device_id, online, last_seen) VALUES
     ('pole-1', true, now() - INTERVAL '30 seconds'),
     ('pole-2', true, now() - INTERVAL '1 hour'),
+    ('sig-2', true, now() - INTERVAL '179 seconds'),
     ('sig-1', true, now() - INTERVAL '10 seconds'),
     ('site-1', false, now() - INTERVAL '10 seconds');
 
@@ -197,11 +201,24 @@ async def _fetch_panel(db: asyncpg.Connection, title: str) -> list[asyncpg.Recor
 
 async def test_panel_sql_computes_the_indicators(seeded_db: asyncpg.Connection) -> None:
     (online,) = await _fetch_panel(seeded_db, "Poles online")
-    assert online["online %"] == pytest.approx(50.0)  # pole-2 is online but silent for 1 h
+    assert online["city"] == CITY
+    assert float(online["online %"]) == 50.0  # pole-2 is online but silent for 1 h
 
+    by_district = await _fetch_panel(seeded_db, "Poles online by district")
+    assert [(r["district"], r["poles"], r["online"]) for r in by_district] == [
+        ("(none)", 1, 0),
+        ("north", 1, 1),
+    ]
+
+    # 3 registered signals: sig-1 adaptive, sig-2 fixed_time, sig-3 silent.
+    (now,) = await _fetch_panel(seeded_db, "Signal-timing coverage %")
+    assert float(now["coverage %"]) == 33.33
     coverage = await _fetch_panel(seeded_db, "Signal-timing coverage")
-    values = [float(r["adaptive or coordinated %"]) for r in coverage]
-    assert values == pytest.approx([50.0] * len(coverage)) and coverage
+    values = [float(r["coverage %"]) for r in coverage]
+    assert values == pytest.approx([33.33] * len(coverage)) and coverage
+
+    modes = await _fetch_panel(seeded_db, "Modes now")
+    assert {r["mode"]: r["controllers"] for r in modes} == {"adaptive": 1, "fixed_time": 1}
 
     consumption = await _fetch_panel(seeded_db, "Renewable self-consumption")
     values = [float(r["self-consumption %"]) for r in consumption]
@@ -213,8 +230,29 @@ async def test_panel_sql_computes_the_indicators(seeded_db: asyncpg.Connection) 
         totals[row["metric"]] = totals.get(row["metric"], 0) + row["value"]
     assert totals == {"pole": 15, "signal": 10, "energy": 5}
 
+    # sig-2 was heard 179 s ago: fresh, since it is within 3 x 60 s.
     stale = await _fetch_panel(seeded_db, "Stalest devices")
-    assert [r["device_id"] for r in stale] == ["sig-2", "pole-2"]  # never seen, then oldest
+    assert [r["device_id"] for r in stale] == ["sig-3", "pole-2"]  # never seen, then oldest
+
+    freshness = await _fetch_panel(seeded_db, "Feed freshness")
+    assert [(r["kind"], r["devices"], r["fresh"], r["stale"]) for r in freshness] == [
+        ("energy", 1, 1, 0),  # site-1 says offline, but its feed is fresh
+        ("pole", 2, 1, 1),
+        ("signal", 3, 2, 1),
+    ]
+
+
+async def test_coverage_threshold_is_the_view_target(seeded_db: asyncpg.Connection) -> None:
+    targets = await seeded_db.fetch("SELECT DISTINCT target_pct FROM signal_timing_coverage")
+    assert [float(r["target_pct"]) for r in targets] == [TIMING_COVERAGE_TARGET_PCT]
+    model = build_dashboard(
+        next(d for d in DASHBOARDS if d.uid == "citytel-signals"),
+        datasource_uid=PROVISIONED_DATASOURCE_UID,
+    )
+    for title in ("Signal-timing coverage %", "Signal-timing coverage"):
+        panel = next(p for p in model["panels"] if p["title"] == title)
+        steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert steps[-1] == {"color": "green", "value": TIMING_COVERAGE_TARGET_PCT}
 
 
 # --- push to a fake Grafana -------------------------------------------------------------
