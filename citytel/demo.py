@@ -8,6 +8,7 @@ in this process, and one status line shows what flows. Ctrl-C stops everything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -57,8 +58,6 @@ class _QuietServer(uvicorn.Server):
         pass
 
     def capture_signals(self):  # type: ignore[no-untyped-def]  # uvicorn >= 0.29
-        import contextlib  # noqa: PLC0415
-
         return contextlib.nullcontext()
 
 
@@ -207,10 +206,8 @@ async def _show_status(
                     f"[bold]{rate:7.1f} msg/s[/bold]  rows stored {stored:,}  "
                     f"dead letters {dead:,}  signal-timing coverage {shown} (target 40%)"
                 )
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
     finally:
         await conn.close()
 

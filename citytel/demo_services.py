@@ -83,8 +83,10 @@ async def resolve_broker(
         stack.callback(broker.stop)
         return DemoBroker(MqttUrl(broker.url), "private Mosquitto", "5", shared_subscriptions=True)
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "citytel.embedded_broker", str(port)], start_new_session=True
+    process = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, "-m", "citytel.embedded_broker", str(port)],
+        start_new_session=True,
     )
     stack.callback(_stop_process, process)
     await asyncio.to_thread(wait_for_port, "127.0.0.1", port, timeout_s=15, process=process)

@@ -30,7 +30,7 @@ from simulators import (
 )
 
 
-def simulate(  # noqa: PLR0917 - typer maps each CLI option to a parameter
+def simulate(
     config: ConfigOption = None,
     city: Annotated[
         str, typer.Option(help="City name; jinan, qingdao, jining, yantai have real coordinates.")
