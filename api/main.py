@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.errors import ApiError, DatabaseUnavailableError, InvalidQueryError
-from api.routes import deadletters, devices, events, health, series
+from api.routes import deadletters, devices, events, health, indicators, series
 from citytel.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
@@ -83,13 +83,14 @@ def create_app(settings: ApiSettings, *, startup_timeout_s: float = STARTUP_TIME
 
     app = FastAPI(
         title="citytel API",
-        summary="Devices, telemetry series, aggregates, events and dead letters of a city.",
+        summary="Devices, telemetry series, aggregates, indicators, events and dead letters "
+        "of a city.",
         version="1",
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.add_exception_handler(ApiError, _render_api_error)
-    for routes in (health, devices, series, events, deadletters):
+    for routes in (health, devices, series, events, deadletters, indicators):
         app.include_router(routes.router)
     return app
 

@@ -242,3 +242,65 @@ async def summarize_dead_letters(
         """,
         since,
     )
+
+
+# --- indicators: read from the metric views of 003_indicators.sql, never recomputed ---
+
+
+async def city_registered(conn: asyncpg.Connection, city: str) -> bool:
+    """Whether any registered device belongs to ``city``."""
+    return bool(
+        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM device_freshness WHERE city = $1)", city)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorRows:
+    """The view rows of the selected cities, each list ordered by city."""
+
+    cities: list[str]
+    timing: list[asyncpg.Record]
+    poles: list[asyncpg.Record]
+    freshness: list[asyncpg.Record]
+    self_consumption: list[asyncpg.Record]
+
+
+async def fetch_indicators(conn: asyncpg.Connection, city: str | None) -> IndicatorRows:
+    """Every indicator of ``city`` (all cities when None), straight from the views.
+
+    One read-only snapshot, so every view sees the same rows and the same ``now()``.
+    """
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        return await _fetch_indicators(conn, city)
+
+
+async def _fetch_indicators(conn: asyncpg.Connection, city: str | None) -> IndicatorRows:
+    where = "WHERE ($1::text IS NULL OR city = $1)"
+    cities = await conn.fetch(
+        f"SELECT DISTINCT city FROM device_freshness {where} ORDER BY 1", city
+    )
+    timing = await conn.fetch(
+        "SELECT city, intersections, reporting, intelligent, coverage_pct, target_pct"
+        f" FROM signal_timing_coverage {where} ORDER BY city",
+        city,
+    )
+    poles = await conn.fetch(
+        f"SELECT city, poles, online, online_pct FROM pole_online_rate {where} ORDER BY city",
+        city,
+    )
+    freshness = await conn.fetch(
+        "SELECT city, kind, devices, fresh, stale, fresh_pct, median_age_s, max_age_s"
+        f" FROM feed_freshness {where} ORDER BY city, kind",
+        city,
+    )
+    # The mean over the sites that generated; the view gives a site without generation
+    # 100 % (LEAST skips its NULL ratio), so those are left out here.
+    self_consumption = await conn.fetch(
+        "SELECT city, count(*) AS sites,"
+        " count(*) FILTER (WHERE renewable_kw > 0) AS generating_sites,"
+        " round(avg(self_consumption_pct) FILTER (WHERE renewable_kw > 0), 2)"
+        " AS self_consumption_pct"
+        f" FROM renewable_self_consumption {where} GROUP BY city ORDER BY city",
+        city,
+    )
+    return IndicatorRows([r["city"] for r in cities], timing, poles, freshness, self_consumption)

@@ -182,21 +182,23 @@ ORDER BY 1"""
 
 # Self-consumption over time: the renewable_self_consumption view's per-site formula
 # (1 - mean export / mean generation, clamped to 0-100 %) per site and bucket, then the
-# mean over sites, as GET /indicators reports it. No database function holds this
-# formula yet (see docs/indicators.md), so it is repeated here, term for term.
+# mean over the sites that generated, as GET /indicators reports it. No database
+# function holds this formula yet (see docs/indicators.md), so it is repeated here;
+# sites without generation are left out rather than counted as 100 %.
 SELF_CONSUMPTION = f"""\
 WITH per_site AS (
     SELECT {_bin("t.ts")} AS bucket, t.device_id,
-           100.0 * greatest(0, least(1,
-               1 - avg(greatest(-coalesce(t.grid_kw, 0), 0))
-                   / nullif(avg(coalesce(t.pv_kw, 0) + coalesce(t.wind_kw, 0)), 0))) AS pct
+           avg(coalesce(t.pv_kw, 0) + coalesce(t.wind_kw, 0)) AS renewable_kw,
+           avg(greatest(-coalesce(t.grid_kw, 0), 0)) AS export_kw
     FROM energy_telemetry t
     JOIN devices d USING (device_id)
     WHERE $__timeFilter(t.ts) AND d.city IN ($city)
     GROUP BY 1, 2
 )
-SELECT bucket AS time, round(avg(pct)::numeric, 2) AS "self-consumption %"
+SELECT bucket AS time,
+       round(avg(100.0 * greatest(0, least(1, 1 - export_kw / renewable_kw)))::numeric, 2)
+           AS "self-consumption %"
 FROM per_site
-WHERE pct IS NOT NULL
+WHERE renewable_kw > 0
 GROUP BY 1
 ORDER BY 1"""

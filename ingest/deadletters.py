@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from ingest.batch import Batch
+from ingest.batch import Batch, Refusal
 from ingest.decode import DecodePolicy, MessageDecoder
 from ingest.registry import load_registry
 from ingest.resolve import UnknownDevicePolicy, resolve_pending
@@ -59,7 +59,7 @@ async def replay_dead_letters(
 
     A dead letter that passes is written and marked ``replayed_at`` in the same
     transaction, so a second replay does not ingest it again. Those still refused stay
-    as they are (their new refusal is the same row, by digest).
+    as they are, with the reason and detail of their new refusal.
     """
     report = ReplayReport()
     writer = BatchWriter(dsn)
@@ -83,14 +83,17 @@ async def replay_dead_letters(
             last_id = rows[-1]["id"]
             batch, passed = _replay_batch(rows, decoder, report)
             await resolve_pending(conn, batch, decoder, registry, unknown_devices)
-            for refusal in batch.refusals:
-                report.still_refused[refusal.reason] = (
-                    report.still_refused.get(refusal.reason, 0) + 1
-                )
             refused = _refused_ids(rows, batch)
-            batch.refusals.clear()  # already stored; keep them as they are
+            for refusal in batch.refusals:
+                reason = refusal.reason
+                report.still_refused[reason] = report.still_refused.get(reason, 0) + 1
+            batch.refusals.clear()  # their rows exist already: updated below, not re-added
             passed = [i for i in passed if i not in refused]
             await writer.write(batch, mark_replayed=passed)
+            await conn.executemany(
+                "UPDATE dead_letters SET reason = $2, detail = $3 WHERE id = $1",
+                [(row_id, r.reason, r.detail) for row_id, r in refused.items()],
+            )
             report.ingested += len(passed)
     finally:
         await writer.close()
@@ -119,9 +122,14 @@ def _replay_batch(
     return batch, passed
 
 
-def _refused_ids(rows: list[Any], batch: Batch) -> set[int]:
-    refused = {(r.topic, r.payload) for r in batch.refusals}
-    return {row["id"] for row in rows if (row["topic"], bytes(row["payload"])) in refused}
+def _refused_ids(rows: list[Any], batch: Batch) -> dict[int, Refusal]:
+    """The dead-letter rows refused again, with their new refusal."""
+    refused = {(r.topic, r.payload): r for r in batch.refusals}
+    return {
+        row["id"]: refused[key]
+        for row in rows
+        if (key := (row["topic"], bytes(row["payload"]))) in refused
+    }
 
 
 def _merge(into: Batch, single: Batch) -> None:

@@ -146,12 +146,13 @@ INSERT INTO devices (device_id, kind, city, district, interval_s) VALUES
     ('sig-2', 'signal', 'testcity', 'south', 60),
     ('sig-3', 'signal', 'testcity', 'south', 60),
     ('site-1', 'energy', 'testcity', 'south', 60),
+    ('site-2', 'energy', 'testcity', 'south', 60),
     ('pole-x', 'pole', 'othercity', 'east', 60);
 
 INSERT INTO device_status (device_id, online, last_seen) VALUES
     ('pole-1', true, now() - INTERVAL '30 seconds'),
     ('pole-2', true, now() - INTERVAL '1 hour'),
-    ('sig-2', true, now() - INTERVAL '179 seconds'),
+    ('sig-2', true, now() - INTERVAL '170 seconds'),
     ('sig-1', true, now() - INTERVAL '10 seconds'),
     ('site-1', false, now() - INTERVAL '10 seconds');
 
@@ -165,7 +166,9 @@ UNION ALL
 SELECT 'sig-2', now() - make_interval(mins => m), 'fixed_time', 7 FROM generate_series(1, 5) m;
 
 INSERT INTO energy_telemetry (device_id, ts, pv_kw, wind_kw, load_kw, grid_kw, storage_kw)
-SELECT 'site-1', now() - make_interval(mins => m), 10, 0, 6, -3, -1 FROM generate_series(1, 5) m;
+SELECT 'site-1', now() - make_interval(mins => m), 10, 0, 6, -3, -1 FROM generate_series(1, 5) m
+UNION ALL
+SELECT 'site-2', now() - make_interval(mins => m), 0, 0, 2, 2, 0 FROM generate_series(1, 5) m;
 
 INSERT INTO dead_letters (topic, payload, reason, digest)
 SELECT 'citytel/v1/testcity/pole/pole-9/telemetry', '{}'::bytea, r, decode(md5(r), 'hex')
@@ -222,21 +225,22 @@ async def test_panel_sql_computes_the_indicators(seeded_db: asyncpg.Connection) 
 
     consumption = await _fetch_panel(seeded_db, "Renewable self-consumption")
     values = [float(r["self-consumption %"]) for r in consumption]
-    assert values == pytest.approx([70.0] * len(consumption)) and consumption  # 3 of 10 out
+    # site-1: 3 of 10 kW out; site-2 generates nothing and is left out, not 100 %.
+    assert values == pytest.approx([70.0] * len(consumption)) and consumption
 
     per_minute = await _fetch_panel(seeded_db, "Messages stored per minute by kind")
     totals: dict[str, float] = {}
     for row in per_minute:
         totals[row["metric"]] = totals.get(row["metric"], 0) + row["value"]
-    assert totals == {"pole": 15, "signal": 10, "energy": 5}
+    assert totals == {"pole": 15, "signal": 10, "energy": 10}
 
-    # sig-2 was heard 179 s ago: fresh, since it is within 3 x 60 s.
+    # sig-2 was heard 170 s ago: fresh, since that is within 3 x 60 s.
     stale = await _fetch_panel(seeded_db, "Stalest devices")
-    assert [r["device_id"] for r in stale] == ["sig-3", "pole-2"]  # never seen, then oldest
+    assert [r["device_id"] for r in stale] == ["sig-3", "site-2", "pole-2"]  # never seen first
 
     freshness = await _fetch_panel(seeded_db, "Feed freshness")
     assert [(r["kind"], r["devices"], r["fresh"], r["stale"]) for r in freshness] == [
-        ("energy", 1, 1, 0),  # site-1 says offline, but its feed is fresh
+        ("energy", 2, 1, 1),  # site-1 says offline, but its feed is fresh
         ("pole", 2, 1, 1),
         ("signal", 3, 2, 1),
     ]

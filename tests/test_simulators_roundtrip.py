@@ -20,12 +20,6 @@ from schemas.payloads import model_for
 from schemas.topics import parse_topic
 from simulators import FaultRates, MemorySink, SimulationOptions, run_simulation
 
-# citytel/broker.py leaves the broker's log file handle open (reported to the lead); the
-# warning fires wherever the handle is garbage-collected. Ignore exactly that one.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in.*mosquitto.log:pytest.PytestUnraisableExceptionWarning"
-)
-
 FAULTS = FaultRates(drop=0.05, duplicate=0.05, late=0.05, malformed=0.08, offline=0.03, skew=0.06)
 
 
