@@ -50,7 +50,9 @@ async def test_demo_flows_serves_and_stops_cleanly(
     ]
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
-        demo = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        demo = await asyncio.to_thread(
+            subprocess.Popen, command, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         stored = await wait_for_count(db, "SELECT count(*) FROM pole_telemetry", 20, timeout_s=40)
         assert stored >= 20, log.read_text()
