@@ -196,7 +196,7 @@ WITH per_site AS (
     GROUP BY 1, 2
 )
 SELECT bucket AS time,
-       round(avg(100.0 * greatest(0, least(1, 1 - export_kw / renewable_kw)))::numeric, 2)
+       round(avg(citytel_self_consumption_pct(renewable_kw, export_kw)), 2)
            AS "self-consumption %"
 FROM per_site
 WHERE renewable_kw > 0
