@@ -169,7 +169,8 @@ def _print_urls(api_port: int, metrics_port: int) -> None:
     base = f"http://127.0.0.1:{api_port}"
     console.print(f"API docs:   {base}/docs")
     console.print(f"health:     {base}/healthz")
-    console.print(f"indicators: {base}/devices?city=jinan")
+    console.print(f"indicators: {base}/indicators/jinan")
+    console.print(f"devices:    {base}/devices?city=jinan")
     console.print(f"metrics:    http://127.0.0.1:{metrics_port}/metrics (collector)")
     console.print("press Ctrl-C to stop")
 

@@ -33,9 +33,21 @@ class KeyValueFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (it may be replaced)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Install the key=value handler on the root logger (entry points only)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(KeyValueFormatter())
     root = logging.getLogger()
     # Replace our own handler from an earlier call; leave handlers others installed.

@@ -108,6 +108,11 @@ class IngestSettings(DatabaseSettings):
 
     ingest_client_id: str = Field(default_factory=default_client_id, min_length=1, max_length=64)
     ingest_group: str = Field(default="collectors", pattern=r"^[A-Za-z0-9_.-]*$")
+    ingest_topic_filter: str = Field(
+        default="citytel/v1/+/+/+/+",
+        pattern=r"^citytel/v1/[^#$]*$",
+        description="what to subscribe to, e.g. citytel/v1/jinan/+/+/+ for one city",
+    )
     ingest_protocol: Literal["5", "3.1.1"] = "5"
     ingest_qos: Literal[1] = 1
     ingest_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 10000

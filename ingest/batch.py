@@ -8,19 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from schemas.reasons import DEAD_LETTER_REASONS
 from schemas.topics import Kind
 
-REASONS = (
-    "invalid_json",
-    "schema",
-    "bad_topic",
-    "too_large",
-    "future_ts",
-    "device_mismatch",
-    "unknown_device",
-    "registry_mismatch",
-    "rate_limited",
-)
+REASONS = DEAD_LETTER_REASONS
 
 
 @dataclass(slots=True)

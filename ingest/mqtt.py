@@ -49,10 +49,11 @@ class MqttOptions:
     keepalive_s: int = 30
     batch_max_messages: int = 5000
     ca_file: Path | None = None
+    topic_filter: str = SUBSCRIPTION
 
     @property
     def subscription(self) -> str:
-        return f"$share/{self.group}/{SUBSCRIPTION}" if self.group else SUBSCRIPTION
+        return f"$share/{self.group}/{self.topic_filter}" if self.group else self.topic_filter
 
 
 class MqttSource:

@@ -87,6 +87,7 @@ class Collector:
             keepalive_s=s.ingest_keepalive_s,
             batch_max_messages=s.ingest_batch_max_messages,
             ca_file=s.mqtt_ca_file,
+            topic_filter=s.ingest_topic_filter,
         )
 
     async def _wait_for_database(self, timeout_s: float) -> None:

@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
+from api.main import create_app
 from citytel.broker import MosquittoProcess, start_mosquitto
+from citytel.settings import ApiSettings
 from citytel.urls import DatabaseUrl
 from schemas.migrate import migrate
 
@@ -69,6 +72,20 @@ async def db(database_url: DatabaseUrl) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
+@pytest.fixture
+async def client(
+    database_url: DatabaseUrl, db: asyncpg.Connection
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API, over an in-process transport, on the session database (tables emptied)."""
+    app = create_app(ApiSettings(database_url=str(database_url)))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
+    ):
+        yield http
+
+
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoProcess]:
     """A private Mosquitto with the at-least-once configuration, on a free port."""
@@ -89,6 +106,16 @@ def fresh_mosquitto(tmp_path: Path) -> Iterator[MosquittoProcess]:
 def city() -> str:
     """A city name unique to the test, so topics of tests never meet."""
     return f"t{secrets.token_hex(4)}"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Commands configure logging as entry points do; undo that for the next test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 class _ExceptionRecorder(logging.Handler):

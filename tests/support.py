@@ -67,7 +67,7 @@ def pole_message(city: str, device_id: str, ts_ms: int, **fields: Any) -> tuple[
 
 
 def collector_settings(
-    database_url: DatabaseUrl, mqtt_url: str, **overrides: Any
+    database_url: DatabaseUrl, mqtt_url: str, *, city: str | None = None, **overrides: Any
 ) -> IngestSettings:
     """Settings for a collector of this test: own client id and share group, fast batches."""
     values: dict[str, Any] = {
@@ -78,6 +78,8 @@ def collector_settings(
         "ingest_metrics_port": 0,
         "ingest_batch_max_age_ms": 50,
         "ingest_maintenance_interval_s": 3600,
+        # Only this test's city: other tests' retained statuses stay out of its counts.
+        **({"ingest_topic_filter": f"citytel/v1/{city}/+/+/+"} if city else {}),
     }
     values.update(overrides)
     return load_settings(IngestSettings, **values)

@@ -78,8 +78,10 @@ class CollectorProcess:
 
 
 @pytest.fixture
-def collector_env(database_url: DatabaseUrl, fresh_mosquitto: MosquittoProcess) -> dict[str, str]:
-    settings = collector_settings(database_url, fresh_mosquitto.url)
+def collector_env(
+    database_url: DatabaseUrl, fresh_mosquitto: MosquittoProcess, city: str
+) -> dict[str, str]:
+    settings = collector_settings(database_url, fresh_mosquitto.url, city=city)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYTEL_")}
     env.update(
         {
@@ -87,6 +89,7 @@ def collector_env(database_url: DatabaseUrl, fresh_mosquitto: MosquittoProcess) 
             "CITYTEL_MQTT_URL": fresh_mosquitto.url,
             "CITYTEL_INGEST_CLIENT_ID": settings.ingest_client_id,
             "CITYTEL_INGEST_GROUP": settings.ingest_group,
+            "CITYTEL_INGEST_TOPIC_FILTER": settings.ingest_topic_filter,
             "CITYTEL_INGEST_METRICS_PORT": "0",
             "CITYTEL_INGEST_BATCH_MAX_AGE_MS": "50",
             "CITYTEL_INGEST_BATCH_MAX_MESSAGES": "2000",
@@ -173,12 +176,12 @@ async def _ride_out_broker_restart(
     devices = await register_poles(db, city, 20)
     messages = _stream(city, devices, 20_000)
     fresh_mosquitto = broker
-    settings = collector_settings(database_url, fresh_mosquitto.url, ingest_group=group)
+    settings = collector_settings(database_url, fresh_mosquitto.url, city=city, ingest_group=group)
     async with running_collector(settings) as collector:
         publish_all(fresh_mosquitto.url, messages[:10_000])
         fresh_mosquitto.restart()  # queued and in-flight messages survive in its persistence
         publish_all(fresh_mosquitto.url, messages[10_000:])
-        assert await wait_for_count(db, COUNT_POLE, 20_000, timeout_s=20) == 20_000
+        assert await wait_for_count(db, COUNT_POLE, 20_000, timeout_s=8) == 20_000
         assert collector.source is not None and collector.source.connections >= 2
     assert await db.fetchval(COUNT_POLE) == 20_000
 
@@ -195,7 +198,7 @@ async def test_collector_rides_out_database_connection_cuts(
     proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
     proxied = str(database_url).replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
     settings = collector_settings(
-        DatabaseUrl(proxied), mosquitto.url, ingest_batch_max_messages=1000
+        DatabaseUrl(proxied), mosquitto.url, city=city, ingest_batch_max_messages=1000
     )
     try:
         async with running_collector(settings) as collector:
@@ -227,8 +230,10 @@ async def test_two_collectors_share_one_subscription(
     city: str,
 ) -> None:
     devices = await register_poles(db, city, 20)
-    first = collector_settings(database_url, mosquitto.url)
-    second = collector_settings(database_url, mosquitto.url, ingest_group=first.ingest_group)
+    first = collector_settings(database_url, mosquitto.url, city=city)
+    second = collector_settings(
+        database_url, mosquitto.url, city=city, ingest_group=first.ingest_group
+    )
     async with running_collector(first) as one, running_collector(second) as two:
         publish_all(mosquitto.url, _stream(city, devices, 20_000))
         assert await wait_for_count(db, COUNT_POLE, 20_000, timeout_s=60) == 20_000
@@ -243,7 +248,7 @@ async def test_collector_away_gets_a_burst_larger_than_mosquittos_default_queue(
     city: str,
 ) -> None:
     devices = await register_poles(db, city, 10)
-    settings = collector_settings(database_url, fresh_mosquitto.url)
+    settings = collector_settings(database_url, fresh_mosquitto.url, city=city)
     async with running_collector(settings):
         pass  # the persistent session now exists; the collector goes away
     publish_all(fresh_mosquitto.url, _stream(city, devices, 5_000))
@@ -261,7 +266,7 @@ async def test_mosquitto_default_queue_drops_what_our_config_keeps(
     broker = start_mosquitto(tmp_path / "defaults", extra_config="max_queued_messages 1000\n")
     try:
         devices = await register_poles(db, city, 10)
-        settings = collector_settings(database_url, broker.url)
+        settings = collector_settings(database_url, broker.url, city=city)
         async with running_collector(settings):
             pass
         publish_all(broker.url, _stream(city, devices, 5_000))

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
-from api.main import create_app
-from citytel.settings import ApiSettings
-from citytel.urls import DatabaseUrl
 from ingest.registry import upsert_devices
 from schemas.registry import Device
-
-
-@pytest.fixture
-async def client(
-    database_url: DatabaseUrl, db: asyncpg.Connection
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(database_url=str(database_url)))
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
-    ):
-        yield http
 
 
 def make_device(**overrides: Any) -> Device:

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import httpx
 import pytest
-
-from api.main import create_app
-from citytel.settings import ApiSettings
-from citytel.urls import DatabaseUrl
 
 SEED = """
 SELECT citytel_ensure_partitions(t::regclass, ARRAY[
@@ -52,19 +46,6 @@ INSERT INTO energy_telemetry (device_id, ts, pv_kw, wind_kw, grid_kw) VALUES
     ('e2', now() - INTERVAL '5 minutes', 4, 1, -4),
     ('e3', now() - INTERVAL '5 minutes', 0, 0, 2);
 """
-
-
-@pytest.fixture
-async def client(
-    database_url: DatabaseUrl, db: asyncpg.Connection
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(database_url=str(database_url)))
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
-    ):
-        yield http
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,27 +9,11 @@ import asyncpg
 import httpx
 import pytest
 
-from api.main import create_app
-from citytel.settings import ApiSettings
-from citytel.urls import DatabaseUrl
 from ingest.registry import upsert_devices
 from schemas.registry import Device
 
 DAY = datetime(2026, 11, 30, tzinfo=UTC)
 WINDOW = {"from": "2026-11-30T00:00:00Z", "to": "2026-11-30T01:00:00Z"}
-
-
-@pytest.fixture
-async def client(
-    database_url: DatabaseUrl, db: asyncpg.Connection
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(database_url=str(database_url)))
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
-    ):
-        yield http
 
 
 def at(minute: float) -> datetime:

@@ -72,7 +72,9 @@ async def test_collector_stores_every_kind_and_channel(
         ),
         (f"{root}/pole/p1/status", orjson.dumps({"ts": BASE_MS, "online": True, "fw": "2.1"})),
     ]
-    async with running_collector(collector_settings(database_url, mosquitto.url)) as collector:
+    async with running_collector(
+        collector_settings(database_url, mosquitto.url, city=city)
+    ) as collector:
         publish_all(mosquitto.url, messages)
         assert await wait_for_count(db, "SELECT count(*) FROM device_events", 1) == 1
         await wait_for_count(db, "SELECT count(*) FROM device_status WHERE online", 1)
@@ -125,7 +127,7 @@ async def test_collector_dead_letters_every_refusal_with_reason(
             orjson.dumps({"ts": BASE_MS, "mode": "flash"}),
         ),
     }
-    async with running_collector(collector_settings(database_url, mosquitto.url)):
+    async with running_collector(collector_settings(database_url, mosquitto.url, city=city)):
         publish_all(mosquitto.url, cases.values())
         await wait_for_count(db, COUNT_DEAD, len(cases))
     rows = await db.fetch("SELECT reason, topic, payload, detail FROM dead_letters")
@@ -148,7 +150,7 @@ async def test_collector_refuses_one_object_of_a_gateway_batch(
     batch = [{"ts": BASE_MS + i, "noise_dba": 40 + i} for i in range(5)]
     batch[2]["noise_dba"] = "loud"
     topic = f"citytel/v1/{city}/pole/{device}/telemetry"
-    async with running_collector(collector_settings(database_url, mosquitto.url)):
+    async with running_collector(collector_settings(database_url, mosquitto.url, city=city)):
         publish_all(mosquitto.url, [(topic, orjson.dumps(batch))])
         await wait_for_count(db, COUNT_DEAD, 1)
         await wait_for_count(db, COUNT_POLE, 4)
@@ -162,7 +164,9 @@ async def test_collector_stores_a_duplicate_delivery_once_and_counts_it(
 ) -> None:
     (device,) = await register_poles(db, city, 1)
     messages = [pole_message(city, device, BASE_MS + i) for i in range(100)]
-    async with running_collector(collector_settings(database_url, mosquitto.url)) as collector:
+    async with running_collector(
+        collector_settings(database_url, mosquitto.url, city=city)
+    ) as collector:
         publish_all(mosquitto.url, messages + messages[:10])
         await wait_for_count(db, COUNT_POLE, 100)
         await _wait_metric(lambda: collector.metrics.received == 110)
@@ -173,7 +177,9 @@ async def test_collector_stores_a_duplicate_delivery_once_and_counts_it(
 async def test_collector_registers_unknown_devices_when_told(
     db: asyncpg.Connection, database_url: DatabaseUrl, mosquitto: MosquittoProcess, city: str
 ) -> None:
-    settings = collector_settings(database_url, mosquitto.url, ingest_unknown_devices="register")
+    settings = collector_settings(
+        database_url, mosquitto.url, city=city, ingest_unknown_devices="register"
+    )
     async with running_collector(settings):
         publish_all(mosquitto.url, [pole_message(city, "newcomer", BASE_MS)])
         await wait_for_count(db, COUNT_POLE, 1)
@@ -185,7 +191,7 @@ async def test_collector_registers_unknown_devices_when_told(
 async def test_collector_sees_devices_imported_after_it_started(
     db: asyncpg.Connection, database_url: DatabaseUrl, mosquitto: MosquittoProcess, city: str
 ) -> None:
-    async with running_collector(collector_settings(database_url, mosquitto.url)):
+    async with running_collector(collector_settings(database_url, mosquitto.url, city=city)):
         (device,) = await register_poles(db, city, 1)
         publish_all(mosquitto.url, [pole_message(city, device, BASE_MS)])
         assert await wait_for_count(db, COUNT_POLE, 1) == 1
@@ -202,7 +208,7 @@ async def test_collector_survives_a_flood_of_malformed_messages(
     ]
     valid = [pole_message(city, devices[i % 10], BASE_MS + i) for i in range(1000)]
     mixed = [m for pair in zip(junk[:1000], valid, strict=True) for m in pair] + junk[1000:]
-    async with running_collector(collector_settings(database_url, mosquitto.url)):
+    async with running_collector(collector_settings(database_url, mosquitto.url, city=city)):
         publish_all(mosquitto.url, mixed)
         assert await wait_for_count(db, COUNT_DEAD, 5000) == 5000
         assert await wait_for_count(db, COUNT_POLE, 1000) == 1000
@@ -220,7 +226,7 @@ async def test_collector_creates_partitions_for_old_data(
     old = int(before.timestamp() * 1000)
     messages = [pole_message(city, device, old), pole_message(city, device, old + 120_000)]
     names = [f"pole_telemetry_p{d:%Y%m%d}" for d in (before, before + timedelta(minutes=2))]
-    async with running_collector(collector_settings(database_url, mosquitto.url)):
+    async with running_collector(collector_settings(database_url, mosquitto.url, city=city)):
         publish_all(mosquitto.url, messages)
         assert await wait_for_count(db, COUNT_POLE, 2) == 2
     partitions = await db.fetch("SELECT relname FROM pg_class WHERE relname = ANY($1)", names)

@@ -21,7 +21,7 @@ async def test_replay_ingests_once_after_the_registry_is_fixed(
 ) -> None:
     messages = [pole_message(city, f"late-{i}", BASE_MS + i) for i in range(5)]
     broken = (f"citytel/v1/{city}/pole/late-0/telemetry", b"{still broken")
-    async with running_collector(collector_settings(database_url, mosquitto.url)):
+    async with running_collector(collector_settings(database_url, mosquitto.url, city=city)):
         publish_all(mosquitto.url, [*messages, broken])
         assert await wait_count(db, "SELECT count(*) FROM dead_letters", 6) == 6
     listed = await list_dead_letters(db, reason="unknown_device")
@@ -57,7 +57,7 @@ async def test_collector_metrics_and_health_endpoints(
     from citytel.broker import free_port  # noqa: PLC0415
 
     port = free_port()
-    settings = collector_settings(database_url, mosquitto.url, ingest_metrics_port=port)
+    settings = collector_settings(database_url, mosquitto.url, city=city, ingest_metrics_port=port)
     await db.execute("INSERT INTO devices (device_id, kind, city) VALUES ('m1', 'pole', $1)", city)
     async with running_collector(settings):
         publish_all(

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import orjson
-import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -17,16 +14,6 @@ from citytel.cli import app
 from citytel.urls import DatabaseUrl
 
 CSV_HEADER = "device_id,kind,city,district,intersection\n"
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """The command configures logging as an entry point does; undo it for the next tests."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 async def invoke(database_url: DatabaseUrl, *args: str) -> Result:

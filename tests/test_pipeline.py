@@ -58,7 +58,7 @@ async def test_pipeline_stores_what_the_manifest_says(
         interval_s=options.interval_s,
     )
     await upsert_devices(db, list(fleet.devices))
-    async with running_collector(collector_settings(database_url, mosquitto.url)):
+    async with running_collector(collector_settings(database_url, mosquitto.url, city=city)):
         manifest = await asyncio.to_thread(run_simulation, options, mosquitto.url, fleet=fleet)
         rows, events, dead = _expected(manifest, fleet)
         total_rows = sum(rows.values())

@@ -135,7 +135,7 @@ async def test_timescale_ingest_dedups_into_compressed_chunks_and_retention_drop
 
     old = [pole_message(city, "p1", ms(10) + i * 1000) for i in range(50)]
     recent = [pole_message(city, "p1", ms(0.1) + i * 1000) for i in range(50)]
-    settings = collector_settings(timescale_url, mosquitto.url)
+    settings = collector_settings(timescale_url, mosquitto.url, city=city)
     async with running_collector(settings) as collector:
         publish_all(mosquitto.url, old + recent)
         assert await wait_count(tsdb, "SELECT count(*) FROM pole_telemetry", 100) == 100
@@ -150,7 +150,7 @@ async def test_timescale_ingest_dedups_into_compressed_chunks_and_retention_drop
         assert compressed >= 1
 
         # A redelivery into a compressed chunk is absorbed by the unique key.
-        publish_all(mosquitto.url, old[:10] + [pole_message(city, "p1", ms(10) - 5000)])
+        publish_all(mosquitto.url, [*old[:10], pole_message(city, "p1", ms(10) - 5000)])
         assert await wait_count(tsdb, "SELECT count(*) FROM pole_telemetry", 101) == 101
         await wait_until(lambda: collector.metrics.received >= 111, timeout_s=10)
         assert collector.metrics.duplicates["pole_telemetry"] == 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Query
@@ -12,21 +12,11 @@ from pydantic import AwareDatetime, BaseModel
 
 from api import queries
 from api.deps import Db
+from schemas.reasons import DeadLetterReason
 
 router = APIRouter(prefix="/deadletters", tags=["deadletters"])
 
-# The reasons the dead_letters table accepts (its CHECK constraint).
-Reason = Literal[
-    "invalid_json",
-    "schema",
-    "bad_topic",
-    "too_large",
-    "future_ts",
-    "device_mismatch",
-    "unknown_device",
-    "registry_mismatch",
-    "rate_limited",
-]
+Reason = DeadLetterReason  # the dead_letters table's CHECK constraint, from the contract
 MAX_LETTERS = 500
 PAYLOAD_SHOWN_BYTES = 64 * 1024
 SinceQuery = Annotated[
