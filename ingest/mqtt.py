@@ -26,6 +26,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from citytel.urls import MqttUrl
 from ingest.batch import Batch
 from ingest.decode import MessageDecoder
+from ingest.paho_client import BurstReadingClient
 from schemas.topics import SUBSCRIPTION
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class MqttSource:
 
     def _make_client(self) -> paho.Client:
         v5 = self.options.protocol == "5"
-        client = paho.Client(
+        client = BurstReadingClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.options.client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
@@ -181,15 +182,16 @@ class MqttSource:
         payload = message.payload
         with self._lock:
             batch = self._batch
-            if not batch.messages:
+            first = not batch.messages
+            if first:
                 batch.started = time.monotonic()
-                self._notify()
             batch.messages.append((topic, payload))
             self._decoder.decode(topic, payload, batch)
             if message.qos:
                 batch.acks.append(message.mid)
-            if len(batch.messages) == self.options.batch_max_messages:
-                self._notify()
+            full = len(batch.messages) == self.options.batch_max_messages
+        if first or full:  # after the append, so the writer never wakes to an empty batch
+            self._notify()
         self.received += 1
 
     # writer side -------------------------------------------------------------------------------

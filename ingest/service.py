@@ -132,6 +132,8 @@ class Collector:
         assert self.source is not None
         max_age = self.settings.ingest_batch_max_age_ms / 1000
         while not stop_task.done():
+            # Clear before looking: a notification after this point is never missed.
+            self._wakeup.clear()
             count, started = self.source.peek()
             if count >= self.settings.ingest_batch_max_messages:
                 return
@@ -141,12 +143,13 @@ class Collector:
                     return
             else:
                 remaining = 1.0
-            self._wakeup.clear()
-            await asyncio.wait(
-                [asyncio.ensure_future(self._wakeup.wait()), stop_task],
-                timeout=remaining,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            waiter = asyncio.ensure_future(self._wakeup.wait())
+            try:
+                await asyncio.wait(
+                    [waiter, stop_task], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                waiter.cancel()
 
     async def _flush(self) -> None:
         assert self.source is not None
