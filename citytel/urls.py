@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pydantic import BeforeValidator, PlainSerializer
 
@@ -17,7 +17,8 @@ def _split(url: str, schemes: tuple[str, ...], what: str) -> Any:
     parts = urlsplit(url)
     if parts.scheme not in schemes:
         raise ValueError(f"{what} must start with {' or '.join(s + '://' for s in schemes)}")
-    if not parts.hostname:
+    # libpq also takes the host (or a Unix socket folder) as a ``host=`` query parameter.
+    if not parts.hostname and "host" not in parse_qs(parts.query):
         raise ValueError(f"{what} has no host")
     try:
         port = parts.port

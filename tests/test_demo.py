@@ -8,12 +8,22 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import asyncpg
 import pytest
-from support import wait_for_count
+from support import (
+    BASE_MS,
+    collector_settings,
+    pole_message,
+    publish_all,
+    register_poles,
+    running_collector,
+    wait_for_count,
+)
 
+from citytel import demo_services
 from citytel.broker import MosquittoProcess, free_port
 from citytel.urls import DatabaseUrl
 
@@ -75,3 +85,30 @@ async def test_demo_flows_serves_and_stops_cleanly(
     output = log.read_text()
     assert code == 0, output
     assert "rows stored" in output and "stopped; nothing left running." in output
+
+
+async def test_demo_embedded_broker_carries_messages_when_mosquitto_is_missing(
+    db: asyncpg.Connection,
+    database_url: DatabaseUrl,
+    city: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the mosquitto binary the demo falls back to amqtt (MQTT 3.1.1, no share)."""
+    monkeypatch.setattr(demo_services, "mosquitto_binary", lambda: None)
+    devices = await register_poles(db, city, 5)
+    async with AsyncExitStack() as stack:
+        broker = await demo_services.resolve_broker(stack, None, tmp_path)
+        assert (broker.origin, broker.protocol) == ("embedded amqtt", "3.1.1")
+        settings = collector_settings(
+            database_url,
+            str(broker.url),
+            city=city,
+            ingest_protocol=broker.protocol,
+            ingest_group="",
+        )
+        async with running_collector(settings):
+            messages = [pole_message(city, devices[i % 5], BASE_MS + i) for i in range(200)]
+            await asyncio.to_thread(publish_all, str(broker.url), messages)
+            stored = await wait_for_count(db, "SELECT count(*) FROM pole_telemetry", 200)
+    assert stored == 200

@@ -128,3 +128,12 @@ def test_cli_every_subcommand_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def test_database_url_accepts_a_unix_socket_host_parameter() -> None:
+    from citytel.urls import DatabaseUrl  # noqa: PLC0415
+
+    url = DatabaseUrl("postgresql://postgres:@/citytel?host=/run/pg")
+    assert url.with_database("other").url == "postgresql://postgres:@/other?host=/run/pg"
+    with pytest.raises(ValueError, match="no host"):
+        DatabaseUrl("postgresql:///citytel")
