@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,8 +10,8 @@ import asyncpg
 
 from bench.baselines import bare_table
 from bench.payloads import CITY, MessageSet
+from citytel.scratch_database import scratch_database
 from citytel.urls import DatabaseUrl
-from schemas.migrate import migrate
 from schemas.payloads import TELEMETRY_TABLES
 from schemas.topics import Kind
 
@@ -32,26 +31,8 @@ _EMPTIED = (
 @asynccontextmanager
 async def bench_database(admin: DatabaseUrl) -> AsyncIterator[DatabaseUrl]:
     """A fresh ``citytel_bench_<random>`` database on ``admin``'s server, migrated, then dropped."""
-    name = f"citytel_bench_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(str(admin), timeout=10)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = admin.with_database(name)
-    try:
-        conn = await asyncpg.connect(str(url), timeout=10)
-        try:
-            await migrate(conn, storage="postgres")
-        finally:
-            await conn.close()
+    async with scratch_database(admin, "citytel_bench") as url:
         yield url
-    finally:
-        conn = await asyncpg.connect(str(admin), timeout=10)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 async def prepare(conn: asyncpg.Connection, message_set: MessageSet) -> None:

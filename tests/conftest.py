@@ -14,9 +14,9 @@ import pytest
 
 from api.main import create_app
 from citytel.broker import MosquittoProcess, start_mosquitto
+from citytel.scratch_database import scratch_database
 from citytel.settings import ApiSettings
 from citytel.urls import DatabaseUrl
-from schemas.migrate import migrate
 
 ADMIN_URL = DatabaseUrl(
     os.environ.get("CITYTEL_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -30,35 +30,11 @@ TRUNCATE pole_telemetry, signal_telemetry, energy_telemetry, device_events, devi
 """
 
 
-async def create_database(admin: DatabaseUrl, prefix: str) -> DatabaseUrl:
-    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
-    conn = await asyncpg.connect(str(admin), timeout=10)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return admin.with_database(name)
-
-
-async def drop_database(admin: DatabaseUrl, url: DatabaseUrl) -> None:
-    conn = await asyncpg.connect(str(admin), timeout=10)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[DatabaseUrl]:
     """A fresh database for the session, migrated on plain PostgreSQL storage."""
-    url = await create_database(ADMIN_URL, "citytel_test")
-    conn = await asyncpg.connect(str(url))
-    try:
-        await migrate(conn, storage="postgres")
-    finally:
-        await conn.close()
-    yield url
-    await drop_database(ADMIN_URL, url)
+    async with scratch_database(ADMIN_URL, "citytel_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ def publish_all(
     qos: int = 1,
     retain: bool = False,
     timeout_s: float = 60.0,
+    ca_file: str | None = None,
 ) -> int:
     """Publish and wait until the broker has acknowledged every message."""
     mqtt_url = MqttUrl(url)
@@ -43,6 +44,10 @@ def publish_all(
         client_id=f"test-pub-{secrets.token_hex(4)}",
         protocol=MQTTProtocolVersion.MQTTv311,
     )
+    if mqtt_url.username:
+        client.username_pw_set(mqtt_url.username, mqtt_url.password)
+    if mqtt_url.tls:
+        client.tls_set(ca_certs=ca_file)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect(mqtt_url.host, mqtt_url.port)

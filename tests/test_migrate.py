@@ -6,8 +6,9 @@ import asyncio
 
 import asyncpg
 import pytest
-from conftest import ADMIN_URL, create_database, drop_database
+from conftest import ADMIN_URL
 
+from citytel.scratch_database import create_database, drop_database
 from ingest.maintenance import maintain_partitions
 from schemas.migrate import StorageMode, load_migrations, migrate, migration_status
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from conftest import ADMIN_URL, TIMESCALE_ADMIN_URL, create_database, drop_database
+from conftest import ADMIN_URL, TIMESCALE_ADMIN_URL
 from support import (
     collector_settings,
     pole_message,
@@ -24,6 +24,7 @@ from support import (
 from support import wait_for_count as wait_count
 
 from citytel.broker import MosquittoProcess
+from citytel.scratch_database import create_database, drop_database
 from citytel.urls import DatabaseUrl
 from ingest.maintenance import maintain_partitions
 from schemas.migrate import StorageMode, migrate, migration_status, timescale_available
