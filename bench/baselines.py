@@ -29,12 +29,15 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from citytel.settings import IngestSettings
 from citytel.urls import MqttUrl
+from ingest.paho_client import BurstReadingClient
 from schemas.payloads import TELEMETRY_COLUMNS, TELEMETRY_TABLES
 from schemas.topics import SUBSCRIPTION, Kind
 
-BATCH_MAX_MESSAGES = 5000  # the collector's defaults
-BATCH_MAX_AGE_S = 0.2
+# The collector's defaults, read from its settings so the two never drift apart.
+BATCH_MAX_MESSAGES = IngestSettings.model_fields["ingest_batch_max_messages"].default
+BATCH_MAX_AGE_S = IngestSettings.model_fields["ingest_batch_max_age_ms"].default / 1000
 _REPORT_INTERVAL_S = 0.02
 
 
@@ -79,7 +82,8 @@ def _make_client(
     url: MqttUrl, client_id: str, protocol: str, on_message: Callable[[paho.MQTTMessage], None]
 ) -> paho.Client:
     v5 = protocol == "5"
-    client = paho.Client(
+    # The collector's own receive path, so the ratios isolate what the guarantees cost.
+    client = BurstReadingClient(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,

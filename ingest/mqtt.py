@@ -14,7 +14,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -30,6 +30,9 @@ from ingest.paho_client import BurstReadingClient
 from schemas.topics import SUBSCRIPTION
 
 logger = logging.getLogger(__name__)
+
+# CONNACK codes of a broker that refuses MQTT 5: 0x84 (v5) or 1 (a 3.1.1-only broker).
+_UNSUPPORTED_PROTOCOL = frozenset({0x84, 1})
 
 PUBACK = 0x40
 _PUBACK_STRUCT = struct.Struct("!BBH").pack  # type, remaining length 2, packet id
@@ -71,6 +74,7 @@ class MqttSource:
         self._generation = 0
         self.connected = False
         self.connections = 0
+        self._falling_back = False
         self.received = 0
         self.client = self._make_client()
 
@@ -115,6 +119,21 @@ class MqttSource:
         )
         self.client.loop_start()
 
+    def _start_fallback(self, why: str) -> None:
+        if self._falling_back:
+            return
+        self._falling_back = True
+        logger.warning("%s; falling back to MQTT 3.1.1", why)
+        threading.Thread(target=self._fall_back_to_311, daemon=True).start()
+
+    def _fall_back_to_311(self) -> None:
+        """Reconnect with MQTT 3.1.1 (a new paho client; the protocol is fixed per client)."""
+        old = self.client
+        old.loop_stop()
+        self.options = replace(self.options, protocol="3.1.1")
+        self.client = self._make_client()
+        self.start()
+
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -130,6 +149,9 @@ class MqttSource:
         properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
+            if self.options.protocol == "5" and reason_code.value in _UNSUPPORTED_PROTOCOL:
+                self._start_fallback(f"broker refuses MQTT 5 ({reason_code})")
+                return
             logger.error("broker refused connection: %s", reason_code)
             return
         with self._lock:
