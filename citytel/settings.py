@@ -128,6 +128,7 @@ class IngestSettings(DatabaseSettings):
     ingest_metrics_port: Port = 9108
     ingest_maintenance_interval_s: Annotated[float, Field(gt=0)] = 3600.0
     ingest_keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 60
+    ingest_last_seen_flush_s: Annotated[float, Field(ge=0, le=60)] = 1.0
 
 
 class ApiSettings(CommonSettings):

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import time
+from datetime import datetime
 
 import asyncpg
 
@@ -45,6 +46,8 @@ class Collector:
         self.source: MqttSource | None = None
         self._wakeup = asyncio.Event()
         self._stopping = False
+        self._seen: dict[str, datetime] = {}
+        self._seen_written_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -123,7 +126,7 @@ class Collector:
             while not stop.is_set():
                 await self._wait_for_batch(stop_task)
                 await self._flush()
-            await self._flush()  # what arrived before stop
+            await self._flush(final=True)  # what arrived before stop
         finally:
             self._stopping = True
             stop_task.cancel()
@@ -151,23 +154,42 @@ class Collector:
             finally:
                 waiter.cancel()
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, final: bool = False) -> None:
         assert self.source is not None
         batch = self.source.take_batch()
-        if not batch.messages:
+        if not batch.messages and not (final and self._seen):
             return
-        result = await self._write_with_retry(batch)
+        result = await self._write_with_retry(batch, final=final)
         if result is None:
             return  # stopping with the database down: nothing acknowledged, broker keeps it
         self.source.acknowledge(batch)
+        if batch.last_seen:
+            self._seen_written_at = time.monotonic()
         self._count(batch, result)
 
-    async def _write_with_retry(self, batch: Batch) -> WriteResult | None:
+    def _take_last_seen(self, batch: Batch, *, final: bool) -> None:
+        """Fold the batch's ``last_seen`` into the pending map; hand the map over when due.
+
+        ``last_seen`` is device state, not data: writing it once a second instead of with
+        every batch saves an upsert of thousands of ``device_status`` rows per batch.
+        """
+        for device_id, ts in batch.last_seen.items():
+            known = self._seen.get(device_id)
+            if known is None or ts > known:
+                self._seen[device_id] = ts
+        due = time.monotonic() - self._seen_written_at >= self.settings.ingest_last_seen_flush_s
+        if final or due:
+            batch.last_seen, self._seen = self._seen, {}
+        else:
+            batch.last_seen = {}
+
+    async def _write_with_retry(self, batch: Batch, *, final: bool = False) -> WriteResult | None:
         async def write() -> WriteResult:
             conn = await self.writer.connect()
             await resolve_pending(
                 conn, batch, self.decoder, self.registry, self.settings.ingest_unknown_devices
             )
+            self._take_last_seen(batch, final=final)
             try:
                 return await self.writer.write(batch)
             except asyncpg.PostgresError as exc:
