@@ -241,3 +241,30 @@ def _local_time(ms: int) -> str:
 
 async def _wait_metric(predicate: object) -> None:
     await wait_until(predicate, timeout_s=10)
+
+
+async def test_collector_writes_last_seen_while_running_and_on_stop(
+    db: asyncpg.Connection, database_url: DatabaseUrl, mosquitto: MosquittoProcess, city: str
+) -> None:
+    devices = await register_poles(db, city, 3)
+    seen = "SELECT count(*) FROM device_status WHERE last_seen IS NOT NULL"
+    settings = collector_settings(
+        database_url, mosquitto.url, city=city, ingest_last_seen_flush_s=0.5
+    )
+    async with running_collector(settings):
+        publish_all(mosquitto.url, [pole_message(city, devices[0], BASE_MS)])
+        assert await wait_for_count(db, seen, 1, timeout_s=5) == 1
+        publish_all(
+            mosquitto.url,
+            [
+                pole_message(city, devices[0], BASE_MS + 5000),
+                pole_message(city, devices[1], BASE_MS),
+            ],
+        )
+        await wait_for_count(db, COUNT_POLE, 3)
+    # Whatever was still folded in memory is written when the collector stops.
+    assert await db.fetchval(seen) == 2
+    newest = await db.fetchval(
+        "SELECT last_seen FROM device_status WHERE device_id = $1", devices[0]
+    )
+    assert newest == datetime.fromtimestamp((BASE_MS + 5000) / 1000, UTC)
