@@ -25,7 +25,10 @@ logger = logging.getLogger(__name__)
 
 DEAD_LETTER_COPY_COLUMNS = ("topic", "payload", "reason", "detail", "device_id", "digest")
 
-# Errors after which the same batch is retried on a new connection.
+# A transaction that lost a lock conflict with another collector: retried at once.
+CONFLICTS = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
+
+# Errors after which the same batch is retried (on a new connection unless a conflict).
 RETRYABLE = (
     OSError,
     TimeoutError,
@@ -134,8 +137,9 @@ class BatchWriter:
                         "UPDATE dead_letters SET replayed_at = now() WHERE id = ANY($1::bigint[])",
                         list(mark_replayed),
                     )
-        except RETRYABLE:
-            self.discard_connection()
+        except RETRYABLE as exc:
+            if not isinstance(exc, CONFLICTS):  # after a conflict the connection is fine
+                self.discard_connection()
             raise
         result.commit_s = time.perf_counter() - started
         return result
@@ -155,7 +159,9 @@ class BatchWriter:
         column_list = ", ".join(columns)
         statement = (
             f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {stage}"
-            f" ON CONFLICT {key} DO NOTHING"
+            # Key order: two collectors inserting the same keys wait for each other in the
+            # same order instead of deadlocking.
+            f" ORDER BY {key.strip('()')} ON CONFLICT {key} DO NOTHING"
         )
         status = await self._insert_creating_partitions(conn, table, stage, statement)
         result.staged[table] = result.staged.get(table, 0) + len(rows)
@@ -193,7 +199,7 @@ class BatchWriter:
         column_list = ", ".join(DEAD_LETTER_COPY_COLUMNS)
         status = await conn.execute(
             f"INSERT INTO dead_letters ({column_list}) SELECT {column_list} FROM {stage}"
-            " ON CONFLICT (digest) DO NOTHING"
+            " ORDER BY digest ON CONFLICT (digest) DO NOTHING"
         )
         inserted = int(status.rsplit(" ", 1)[-1])
         result.dead_letters += inserted
@@ -261,6 +267,13 @@ async def retry_until_written(
     while True:
         try:
             result = await write()
+        except CONFLICTS as exc:
+            logger.info(
+                "write conflict with another transaction (%s); retrying the batch",
+                type(exc).__name__,
+            )
+            await asyncio.sleep(0.01)
+            continue
         except (DatabaseUnavailableError, *RETRYABLE) as exc:
             attempt += 1
             on_failure(exc, attempt)
