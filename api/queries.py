@@ -14,6 +14,7 @@ from typing import Literal
 
 import asyncpg
 
+from ingest import deadletters as dead_letters
 from schemas.payloads import TELEMETRY_COLUMNS, TELEMETRY_MODELS, TELEMETRY_TABLES
 from schemas.topics import Kind
 
@@ -208,21 +209,14 @@ async def list_dead_letters(
     limit: int,
     payload_max_bytes: int,
 ) -> list[asyncpg.Record]:
-    """Newest first; the payload cut to ``payload_max_bytes``, its full size in ``size``."""
-    return await conn.fetch(
-        """
-        SELECT id, received_at, topic, reason, detail, device_id, replayed_at,
-               substring(payload FROM 1 FOR $4) AS payload, octet_length(payload) AS size
-        FROM dead_letters
-        WHERE ($1::text IS NULL OR reason = $1)
-          AND ($2::timestamptz IS NULL OR received_at >= $2)
-        ORDER BY received_at DESC, id DESC
-        LIMIT $3
-        """,
-        reason,
-        since,
-        limit,
-        payload_max_bytes,
+    """Newest first, replayed ones included; the collector's own listing query."""
+    return await dead_letters.list_dead_letters(
+        conn,
+        reason=reason,
+        since=since,
+        include_replayed=True,
+        limit=limit,
+        payload_max_bytes=payload_max_bytes,
     )
 
 

@@ -18,12 +18,13 @@ from ingest.writer import BatchWriter
 logger = logging.getLogger(__name__)
 
 _SELECT = """
-SELECT id, received_at, topic, payload, reason, detail, device_id, replayed_at
+SELECT id, received_at, topic, reason, detail, device_id, replayed_at,
+       substring(payload FROM 1 FOR $5) AS payload, octet_length(payload) AS size
 FROM dead_letters
 WHERE ($1::text IS NULL OR reason = $1)
   AND ($2::timestamptz IS NULL OR received_at >= $2)
   AND ($3 OR replayed_at IS NULL)
-ORDER BY id
+ORDER BY received_at DESC, id DESC
 LIMIT $4
 """
 
@@ -35,8 +36,15 @@ async def list_dead_letters(
     since: datetime | None = None,
     include_replayed: bool = False,
     limit: int = 100,
+    payload_max_bytes: int = 2**31 - 1,
 ) -> list[asyncpg.Record]:
-    return list(await conn.fetch(_SELECT, reason, since, include_replayed, limit))
+    """Newest first; the payload cut to ``payload_max_bytes``, its full size in ``size``.
+
+    The one listing query: ``citytel deadletters list`` and ``GET /deadletters`` use it.
+    """
+    return list(
+        await conn.fetch(_SELECT, reason, since, include_replayed, limit, payload_max_bytes)
+    )
 
 
 @dataclass(slots=True)

@@ -38,7 +38,6 @@ class DecodePolicy:
 
     max_payload_bytes: int = 256 * 1024
     max_future_s: int = 300
-    check_registry: bool = True
     rate_limit_per_s: float = 0.0
     rate_limit_burst: int = 100
 
@@ -96,21 +95,20 @@ class MessageDecoder:
             self.refuse(batch, topic_name, payload, "bad_topic", str(exc))
             return
         known = self.registry.get(topic.device_id)
-        if self.policy.check_registry:
-            if known is None:
-                batch.pending.append((topic_name, payload))
-                return
-            if known.kind is not topic.kind or known.city != topic.city:
-                self.refuse(
-                    batch,
-                    topic_name,
-                    payload,
-                    "registry_mismatch",
-                    f"registry has {topic.device_id} as {known.kind} in {known.city}, "
-                    f"message came as {topic.kind} in {topic.city}",
-                    topic.device_id,
-                )
-                return
+        if known is None:
+            batch.pending.append((topic_name, payload))
+            return
+        if known.kind is not topic.kind or known.city != topic.city:
+            self.refuse(
+                batch,
+                topic_name,
+                payload,
+                "registry_mismatch",
+                f"registry has {topic.device_id} as {known.kind} in {known.city}, "
+                f"message came as {topic.kind} in {topic.city}",
+                topic.device_id,
+            )
+            return
         if self.policy.rate_limit_per_s and not self._admit(topic.device_id):
             self.refuse(
                 batch,
@@ -277,14 +275,11 @@ class MessageDecoder:
         batch.refusals.append(Refusal(topic, payload, reason, detail[:2000], device_id))
 
 
-_COLUMNS = {kind: TELEMETRY_COLUMNS[kind] for kind in Kind}
-
-
 def _telemetry_row(
     kind: Kind, device_id: str, message: BaseModel, extra_json: str | None
 ) -> tuple[Any, ...]:
     values = message.__dict__
-    measurements = [values[name] for name in _COLUMNS[kind]]
+    measurements = [values[name] for name in TELEMETRY_COLUMNS[kind]]
     if kind is Kind.SIGNAL:
         measurements[0] = str(measurements[0])  # mode enum as text
     elif kind is Kind.ENERGY:
