@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from citytel.settings import IngestSettings
 from citytel.urls import MqttUrl
-from ingest.paho_client import BurstReadingClient
+from ingest.paho_client import BurstReadingClient, Publish
 from schemas.payloads import TELEMETRY_COLUMNS, TELEMETRY_TABLES
 from schemas.topics import SUBSCRIPTION, Kind
 
@@ -79,7 +79,7 @@ def _say(line: str) -> None:
 
 
 def _make_client(
-    url: MqttUrl, client_id: str, protocol: str, on_message: Callable[[paho.MQTTMessage], None]
+    url: MqttUrl, client_id: str, protocol: str, on_publishes: Callable[[list[Publish]], None]
 ) -> paho.Client:
     v5 = protocol == "5"
     # The collector's own receive path, so the ratios isolate what the guarantees cost.
@@ -102,7 +102,7 @@ def _make_client(
 
     client.on_connect = connected
     client.on_subscribe = subscribed
-    client.on_message = lambda c, userdata, message: on_message(message)
+    client.on_publishes = on_publishes  # acknowledged on receipt: no manual_ack
     client.connect(url.host, url.port, keepalive=60)
     return client
 
@@ -126,7 +126,7 @@ def _row(topic: str, payload: bytes) -> tuple[Kind, tuple[Any, ...]]:
 # ceiling ------------------------------------------------------------------------------------------
 def run_ceiling(url: MqttUrl, client_id: str, protocol: str) -> None:
     progress = _Progress()
-    client = _make_client(url, client_id, protocol, lambda message: progress.add())
+    client = _make_client(url, client_id, protocol, lambda publishes: progress.add(len(publishes)))
     client.loop_start()
     _report_forever(progress)
 
@@ -152,12 +152,13 @@ def run_naive(url: MqttUrl, client_id: str, protocol: str, database_url: str) ->
     }
     progress = _Progress()
 
-    def on_message(message: paho.MQTTMessage) -> None:
-        kind, row = _row(message.topic, message.payload)
-        loop.run_until_complete(conn.execute(statements[kind], *row))  # autocommit
-        progress.add()
+    def on_publishes(publishes: list[Publish]) -> None:
+        for topic, payload, _ in publishes:
+            kind, row = _row(topic, payload)
+            loop.run_until_complete(conn.execute(statements[kind], *row))  # autocommit
+            progress.add()
 
-    client = _make_client(url, client_id, protocol, on_message)
+    client = _make_client(url, client_id, protocol, on_publishes)
     client.loop_start()
     _report_forever(progress)
 
@@ -172,13 +173,14 @@ class _BarePipeline:
         self.first_at = 0.0
         self.progress = _Progress()
 
-    def on_message(self, message: paho.MQTTMessage) -> None:
-        kind, row = _row(message.topic, message.payload)
+    def on_publishes(self, publishes: list[Publish]) -> None:
+        rows = [_row(topic, payload) for topic, payload, _ in publishes]
         with self.lock:
             if not self.pending:
                 self.first_at = time.monotonic()
-            self.rows[kind].append(row)
-            self.pending += 1
+            for kind, row in rows:
+                self.rows[kind].append(row)
+            self.pending += len(rows)
 
     def _take(self) -> tuple[dict[Kind, list[tuple[Any, ...]]], int]:
         with self.lock:
@@ -206,7 +208,7 @@ class _BarePipeline:
 
 def run_bare(url: MqttUrl, client_id: str, protocol: str, database_url: str) -> None:
     pipeline = _BarePipeline(database_url)
-    client = _make_client(url, client_id, protocol, pipeline.on_message)
+    client = _make_client(url, client_id, protocol, pipeline.on_publishes)
     client.loop_start()
     asyncio.run(pipeline.run())
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from citytel.urls import MqttUrl
 from ingest.batch import Batch
 from ingest.decode import MessageDecoder
-from ingest.paho_client import BurstReadingClient
+from ingest.paho_client import BurstReadingClient, Publish
 from schemas.topics import SUBSCRIPTION
 
 logger = logging.getLogger(__name__)
@@ -34,12 +33,7 @@ logger = logging.getLogger(__name__)
 # CONNACK codes of a broker that refuses MQTT 5: 0x84 (v5) or 1 (a 3.1.1-only broker).
 _UNSUPPORTED_PROTOCOL = frozenset({0x84, 1})
 
-PUBACK = 0x40
-_PUBACK_STRUCT = struct.Struct("!BBH").pack  # type, remaining length 2, packet id
-
-
-def _puback(mid: int) -> bytes:
-    return _PUBACK_STRUCT(PUBACK, 2, mid)
+_SLICE = 256  # messages decoded per hold of the batch lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +72,7 @@ class MqttSource:
         self.received = 0
         self.client = self._make_client()
 
-    def _make_client(self) -> paho.Client:
+    def _make_client(self) -> BurstReadingClient:
         v5 = self.options.protocol == "5"
         client = BurstReadingClient(
             CallbackAPIVersion.VERSION2,
@@ -100,7 +94,7 @@ class MqttSource:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
+        client.on_publishes = self._on_publishes
         return client
 
     # lifecycle -------------------------------------------------------------------------------
@@ -199,22 +193,32 @@ class MqttSource:
             if code.is_failure:
                 logger.error("broker refused subscription %s: %s", self.options.subscription, code)
 
-    def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
-        topic = message.topic
-        payload = message.payload
-        with self._lock:
-            batch = self._batch
-            first = not batch.messages
-            if first:
-                batch.started = time.monotonic()
-            batch.messages.append((topic, payload))
-            self._decoder.decode(topic, payload, batch)
-            if message.qos:
-                batch.acks.append(message.mid)
-            full = len(batch.messages) == self.options.batch_max_messages
-        if first or full:  # after the append, so the writer never wakes to an empty batch
-            self._notify()
-        self.received += 1
+    def _on_publishes(self, publishes: list[Publish]) -> None:
+        """A wake-up's worth of PUBLISH packets, decoded into the batch a slice at a time.
+
+        The lock is let go between slices, so the writer can take a full batch at any time.
+        """
+        decode = self._decoder.decode
+        limit = self.options.batch_max_messages
+        for start in range(0, len(publishes), _SLICE):
+            with self._lock:
+                batch = self._batch
+                messages = batch.messages
+                acks = batch.acks
+                first = not messages
+                if first:
+                    batch.started = time.monotonic()
+                before = len(messages)
+                for topic, payload, mid in publishes[start : start + _SLICE]:
+                    messages.append((topic, payload))
+                    decode(topic, payload, batch)
+                    if mid:
+                        acks.append(mid)
+                after = len(messages)
+            # after the append, so the writer never wakes to an empty batch
+            if first or before < limit <= after:
+                self._notify()
+            self.received += after - before
 
     # writer side -------------------------------------------------------------------------------
     def peek(self) -> tuple[int, float]:
@@ -232,12 +236,5 @@ class MqttSource:
         """Send PUBACKs for a committed batch; skipped if the connection changed meanwhile."""
         if batch.generation != self._generation or not self.connected or not batch.acks:
             return 0
-        queue = getattr(self.client, "_packet_queue", None)
-        if queue is None:  # pragma: no cover - a paho without the internal queue
-            for mid in batch.acks:
-                self.client.ack(mid, 1)
-        else:
-            # One write for the whole batch: paho's ack() wakes its network thread through a
-            # socket pair once per message, which costs more than the rest of the ack.
-            queue(PUBACK, b"".join(_puback(mid) for mid in batch.acks), 0, 1)
+        self.client.acknowledge(batch.acks)
         return len(batch.acks)
