@@ -16,15 +16,18 @@ without it, the client acknowledges each wake-up's QoS 1 messages once they are 
 
 from __future__ import annotations
 
+import ssl
 import struct
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 
 # Bytes read per wake-up at most, so outgoing PUBACKs and keep-alives still get turns.
 READ_BUDGET = 512 * 1024
-_CHUNK = 256 * 1024
+BUFFER_BYTES = 256 * 1024
+_MIN_FREE = 16 * 1024  # parse and compact before reading into less room than this
 
 _PUBLISH = 0x30
 _PUBACK = 0x40
@@ -40,7 +43,7 @@ class MalformedFrameError(Exception):
     """The byte stream is not MQTT: the connection has to be dropped."""
 
 
-def _varint(data: bytes, pos: int, end: int) -> tuple[int, int] | None:
+def _varint(data: memoryview, pos: int, end: int) -> tuple[int, int] | None:
     """An MQTT variable byte integer at ``pos``: (value, next position), None if incomplete."""
     value = 0
     shift = 0
@@ -56,7 +59,9 @@ def _varint(data: bytes, pos: int, end: int) -> tuple[int, int] | None:
     return None
 
 
-def split_publish(header: int, data: bytes, start: int, end: int, *, v5: bool) -> Publish | None:
+def split_publish(
+    header: int, data: memoryview, start: int, end: int, *, v5: bool
+) -> Publish | None:
     """The topic, payload and packet id of a QoS 0/1 PUBLISH body, None if paho must handle it.
 
     paho keeps the packets this returns None for: QoS 2, and an empty topic (an MQTT 5
@@ -67,11 +72,11 @@ def split_publish(header: int, data: bytes, start: int, end: int, *, v5: bool) -
     if end - start < 2:
         raise MalformedFrameError("PUBLISH too short for its topic length")
     topic_end = start + 2 + ((data[start] << 8) | data[start + 1])
-    if topic_end > end or topic_end == start + 2:
-        if topic_end > end:
-            raise MalformedFrameError("PUBLISH topic runs past the packet")
+    if topic_end > end:
+        raise MalformedFrameError("PUBLISH topic runs past the packet")
+    if topic_end == start + 2:
         return None
-    topic = data[start + 2 : topic_end].decode("utf-8", "surrogateescape")
+    topic = str(data[start + 2 : topic_end], "utf-8", "surrogateescape")
     pos = topic_end
     mid = 0
     if header & _QOS_MASK:
@@ -84,83 +89,146 @@ def split_publish(header: int, data: bytes, start: int, end: int, *, v5: bool) -
         if properties is None or properties[1] + properties[0] > end:
             raise MalformedFrameError("PUBLISH properties run past the packet")
         pos = properties[1] + properties[0]
-    return topic, data[pos:end], mid
+    return topic, data[pos:end].tobytes(), mid
 
 
 class BurstReadingClient(paho.Client):
     """paho's client, reading every available packet per wake-up, PUBLISH packets in bulk."""
 
     on_publishes: Callable[[list[Publish]], None] | None = None
-    _pending_bytes = b""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reset_buffer()
+
+    def _reset_buffer(self) -> None:
+        # One buffer, reused: no large allocation per read for the allocator to fragment.
+        self._buffer = bytearray(BUFFER_BYTES)
+        self._filled = 0
 
     def _create_socket(self):  # type: ignore[no-untyped-def]
-        self._pending_bytes = b""  # a new connection starts a new byte stream
+        self._reset_buffer()  # a new connection starts a new byte stream
         return super()._create_socket()
+
+    def _recv_into(self, free: memoryview) -> int:
+        sock = self._sock
+        if sock is None:
+            raise ConnectionError("no socket")
+        try:
+            if hasattr(sock, "recv_into"):
+                return sock.recv_into(free)
+            data = sock.recv(len(free))  # paho's websocket wrapper
+            free[: len(data)] = data
+            return len(data)
+        except ssl.SSLWantReadError as err:
+            raise BlockingIOError from err
+        except ssl.SSLWantWriteError as err:
+            self._call_socket_register_write()
+            raise BlockingIOError from err
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         if self._sock is None:
             return MQTTErrorCode.MQTT_ERR_NO_CONN
-        data = self._pending_bytes
         lost = False
         received = 0
-        while received < READ_BUDGET:
-            try:
-                chunk = self._sock_recv(_CHUNK)
-            except BlockingIOError:
-                break
-            except OSError as err:  # includes TimeoutError
-                self._easy_log(paho.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
-                lost = True
-                break
-            if not chunk:
-                lost = True
-                break
-            received += len(chunk)
-            data = data + chunk if data else chunk
-        if received:
-            with self._msgtime_mutex:
-                self._last_bytes_received = paho.time_func()
+        rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         try:
-            rc = self._handle_frames(data)
+            while received < READ_BUDGET and rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                if self._sock is None:  # paho closed it while handling a packet
+                    return MQTTErrorCode.MQTT_ERR_NO_CONN
+                if len(self._buffer) - self._filled < _MIN_FREE:
+                    rc = self._handle_frames()
+                    continue
+                with memoryview(self._buffer) as view:
+                    try:
+                        count = self._recv_into(view[self._filled :])
+                    except BlockingIOError:
+                        break
+                    except OSError as err:  # includes TimeoutError
+                        self._easy_log(paho.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+                        lost = True
+                        break
+                if not count:
+                    lost = True
+                    break
+                self._filled += count
+                received += count
+            if received:
+                with self._msgtime_mutex:
+                    self._last_bytes_received = paho.time_func()
+            if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                rc = self._handle_frames()
         except MalformedFrameError as exc:
             self._easy_log(paho.MQTT_LOG_ERR, "malformed packet from broker: %s", exc)
             rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
         if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and lost:
             rc = MQTTErrorCode.MQTT_ERR_CONN_LOST
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._pending_bytes = b""
+            self._reset_buffer()
             return self._loop_rc_handle(rc)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    def _handle_frames(self, data: bytes) -> MQTTErrorCode:
-        """Handle every whole packet in ``data``; keep the incomplete tail for the next read."""
+    def feed(self, data: bytes) -> MQTTErrorCode:
+        """Handle ``data`` as if the socket had delivered it, in as many reads as it takes."""
+        view = memoryview(data)
+        while view:
+            free = len(self._buffer) - self._filled
+            if not free:
+                rc = self._handle_frames()
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    return rc
+                continue
+            count = min(free, len(view))
+            self._buffer[self._filled : self._filled + count] = view[:count]
+            self._filled += count
+            view = view[count:]
+        return self._handle_frames()
+
+    def _handle_frames(self) -> MQTTErrorCode:
+        """Handle every whole packet buffered; move the incomplete tail to the front."""
         deliver = self.on_publishes
         v5 = self._protocol == MQTTProtocolVersion.MQTTv5
         publishes: list[Publish] = []
         pos = 0
-        end = len(data)
+        end = self._filled
+        needed = 0
         rc = MQTTErrorCode.MQTT_ERR_SUCCESS
-        while end - pos >= 2:
-            header = data[pos]
-            length = _varint(data, pos + 1, end)
-            if length is None or length[1] + length[0] > end:
-                break
-            body, pos = length[1], length[1] + length[0]
-            if deliver is not None and header & 0xF0 == _PUBLISH:
-                publish = split_publish(header, data, body, pos, v5=v5)
-                if publish is not None:
-                    publishes.append(publish)
-                    continue
-            if publishes:  # in order: what came before this packet is delivered first
-                self._deliver(publishes)
-                publishes = []
-            rc = self._handle_with_paho(header, data[body:pos])
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._sock is None:
-                break
-        self._pending_bytes = data[pos:]
+        with memoryview(self._buffer) as data:
+            while end - pos >= 2:
+                header = data[pos]
+                length = _varint(data, pos + 1, end)
+                if length is None:
+                    break
+                if length[1] + length[0] > end:
+                    needed = length[1] + length[0] - pos
+                    break
+                body, pos = length[1], length[1] + length[0]
+                if deliver is not None and header & 0xF0 == _PUBLISH:
+                    publish = split_publish(header, data, body, pos, v5=v5)
+                    if publish is not None:
+                        publishes.append(publish)
+                        continue
+                if publishes:  # in order: what came before this packet is delivered first
+                    self._deliver(publishes)
+                    publishes = []
+                rc = self._handle_with_paho(header, data[body:pos].tobytes())
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._sock is None:
+                    break
+        self._compact(pos, needed)
         if publishes:
             self._deliver(publishes)
         return rc
+
+    def _compact(self, consumed: int, needed: int) -> None:
+        """Drop ``consumed`` bytes; leave room for the next packet (``needed`` bytes, if known)."""
+        tail = self._filled - consumed
+        capacity = max(BUFFER_BYTES, needed + _MIN_FREE)
+        if capacity > len(self._buffer) or (len(self._buffer) > capacity and tail < capacity):
+            # A packet larger than the buffer grows it; the next smaller one shrinks it back.
+            self._buffer = self._buffer[consumed : self._filled] + bytearray(capacity - tail)
+        elif consumed:
+            self._buffer[:tail] = self._buffer[consumed : self._filled]
+        self._filled = tail
 
     def _deliver(self, publishes: list[Publish]) -> None:
         self.on_publishes(publishes)  # type: ignore[misc]

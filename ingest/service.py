@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from datetime import datetime
 
@@ -20,10 +21,19 @@ from ingest.metrics import CollectorMetrics, serve_metrics
 from ingest.mqtt import MqttOptions, MqttSource
 from ingest.registry import RegisteredDevice, load_registry
 from ingest.resolve import resolve_pending
-from ingest.writer import RETRYABLE, BatchWriter, WriteResult, retry_until_written
+from ingest.writer import (
+    CONFLICTS,
+    RETRYABLE,
+    BatchWriter,
+    WriteResult,
+    retry_until_written,
+    write_last_seen,
+)
 from schemas.migrate import read_storage_mode
 
 logger = logging.getLogger(__name__)
+
+_FINAL_STATE_WRITE_S = 5.0
 
 
 class Collector:
@@ -46,8 +56,11 @@ class Collector:
         self.source: MqttSource | None = None
         self._wakeup = asyncio.Event()
         self._stopping = False
+        # last_seen of committed batches, written by its own task on its own connection.
         self._seen: dict[str, datetime] = {}
-        self._seen_written_at = 0.0
+        self._seen_ready = asyncio.Event()
+        self._state_writer = BatchWriter(str(settings.require_database_url()))
+        self._seen_write: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -64,18 +77,27 @@ class Collector:
             server = await serve_metrics(
                 self.metrics, self.settings.ingest_metrics_host, self.settings.ingest_metrics_port
             )
-        maintenance = asyncio.create_task(self._maintain_forever(), name="maintenance")
+        tasks = [
+            asyncio.create_task(self._maintain_forever(), name="maintenance"),
+            asyncio.create_task(self._write_last_seen_forever(), name="last-seen"),
+        ]
         source.start()
         try:
             await self._write_until(stop)
         finally:
-            maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             source.stop()
             if server is not None:
                 server.close()
+            if self._seen_write is not None:
+                await self._seen_write  # a write in progress is finished, not cut off
+            with contextlib.suppress(TimeoutError):  # bounded: the database may be down
+                await asyncio.wait_for(self._write_last_seen(), _FINAL_STATE_WRITE_S)
             await self.writer.close()
+            await self._state_writer.close()
             logger.info("collector stopped: %d messages received", source.received)
 
     def _mqtt_options(self) -> MqttOptions:
@@ -126,7 +148,7 @@ class Collector:
             while not stop.is_set():
                 await self._wait_for_batch(stop_task)
                 await self._flush()
-            await self._flush(final=True)  # what arrived before stop
+            await self._flush()  # what arrived before stop
         finally:
             self._stopping = True
             stop_task.cancel()
@@ -154,42 +176,73 @@ class Collector:
             finally:
                 waiter.cancel()
 
-    async def _flush(self, *, final: bool = False) -> None:
+    async def _flush(self) -> None:
         assert self.source is not None
         batch = self.source.take_batch()
-        if not batch.messages and not (final and self._seen):
+        if not batch.messages:
             return
-        result = await self._write_with_retry(batch, final=final)
+        taken = time.monotonic()
+        seen, batch.last_seen = batch.last_seen, {}
+        result = await self._write_with_retry(batch)
         if result is None:
             return  # stopping with the database down: nothing acknowledged, broker keeps it
         self.source.acknowledge(batch)
-        if batch.last_seen:
-            self._seen_written_at = time.monotonic()
+        self._fold_last_seen(seen)
+        if logger.isEnabledFor(logging.DEBUG):
+            done = time.monotonic()
+            logger.debug(
+                "batch of %d messages: filled %.0f ms, written %.0f ms",
+                len(batch.messages),
+                (taken - batch.started) * 1000,
+                (done - taken) * 1000,
+            )
         self._count(batch, result)
 
-    def _take_last_seen(self, batch: Batch, *, final: bool) -> None:
-        """Fold the batch's ``last_seen`` into the pending map; hand the map over when due.
+    # last_seen ---------------------------------------------------------------------------------
+    def _fold_last_seen(self, seen: dict[str, datetime]) -> None:
+        """Keep the newest ``ts`` per device of a committed batch, for the last-seen task.
 
-        ``last_seen`` is device state, not data: writing it once a second instead of with
-        every batch saves an upsert of thousands of ``device_status`` rows per batch.
+        ``last_seen`` is device state, not data: it is written at most once per
+        ``ingest_last_seen_flush_s`` on a connection of its own, so an upsert of thousands
+        of ``device_status`` rows never sits in a batch's transaction (or its latency).
         """
-        for device_id, ts in batch.last_seen.items():
-            known = self._seen.get(device_id)
+        pending = self._seen
+        for device_id, ts in seen.items():
+            known = pending.get(device_id)
             if known is None or ts > known:
-                self._seen[device_id] = ts
-        due = time.monotonic() - self._seen_written_at >= self.settings.ingest_last_seen_flush_s
-        if final or due:
-            batch.last_seen, self._seen = self._seen, {}
-        else:
-            batch.last_seen = {}
+                pending[device_id] = ts
+        if pending:
+            self._seen_ready.set()
 
-    async def _write_with_retry(self, batch: Batch, *, final: bool = False) -> WriteResult | None:
+    async def _write_last_seen_forever(self) -> None:
+        while True:
+            await self._seen_ready.wait()
+            self._seen_ready.clear()
+            self._seen_write = asyncio.ensure_future(self._write_last_seen())
+            await asyncio.shield(self._seen_write)  # stopping waits for it instead
+            await asyncio.sleep(self.settings.ingest_last_seen_flush_s)
+
+    async def _write_last_seen(self) -> None:
+        seen, self._seen = self._seen, {}
+        if not seen:
+            return
+        try:
+            conn = await self._state_writer.connect()
+            await write_last_seen(conn, seen)
+        except (DatabaseUnavailableError, *RETRYABLE) as exc:
+            if not isinstance(exc, CONFLICTS):
+                self._state_writer.discard_connection()
+            logger.warning("last_seen of %d devices not written (%s); will retry", len(seen), exc)
+            self._fold_last_seen(seen)
+        except asyncpg.PostgresError as exc:  # not worth retrying: the next batches bring more
+            logger.error("last_seen of %d devices not written: %s", len(seen), exc)
+
+    async def _write_with_retry(self, batch: Batch) -> WriteResult | None:
         async def write() -> WriteResult:
             conn = await self.writer.connect()
             await resolve_pending(
                 conn, batch, self.decoder, self.registry, self.settings.ingest_unknown_devices
             )
-            self._take_last_seen(batch, final=final)
             try:
                 return await self.writer.write(batch)
             except asyncpg.PostgresError as exc:
@@ -290,7 +343,14 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+# How long paho's thread may hold the GIL while the writer waits for it. Python's 5 ms
+# default would be paid on most of a write's ten or so round trips to the database
+# whenever messages are streaming in.
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
 async def run_collector(settings: IngestSettings) -> None:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     stop = asyncio.Event()
     install_signal_handlers(stop)
     await Collector(settings).run(stop)

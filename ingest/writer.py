@@ -1,4 +1,5 @@
-"""Per-batch work: binary COPY into staging tables, then INSERT … ON CONFLICT DO NOTHING.
+"""Per-batch work: binary COPY straight into the tables, or into staging tables and then
+INSERT … ON CONFLICT DO NOTHING when a batch holds a duplicate the writer could not know.
 
 One transaction per batch. The caller acknowledges the batch's messages only after
 :meth:`BatchWriter.write` returns, so a crash at any instant loses nothing: the
@@ -10,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -19,9 +21,14 @@ import asyncpg
 from ingest.batch import Batch, Refusal
 from ingest.decode import EVENT_COPY_COLUMNS, refusal_digest, telemetry_copy_columns
 from ingest.errors import DatabaseUnavailableError
+from ingest.recent_keys import RecentKeys
 from schemas.payloads import TELEMETRY_TABLES
 
 logger = logging.getLogger(__name__)
+
+# After a direct copy meets a duplicate the cache did not know, a table's next batches
+# take the staged path: with two collectors sharing duplicates that saves failed copies.
+STAGED_BATCHES_AFTER_DUPLICATE = 20
 
 DEAD_LETTER_COPY_COLUMNS = ("topic", "payload", "reason", "detail", "device_id", "digest")
 
@@ -62,6 +69,10 @@ def _stage(table: str) -> str:
     return f"citytel_stage_{table}"
 
 
+def _add(counts: dict[str, int], table: str, n: int) -> None:
+    counts[table] = counts.get(table, 0) + n
+
+
 class BatchWriter:
     """Owns one database connection, its staging tables, and the write of a batch."""
 
@@ -69,6 +80,8 @@ class BatchWriter:
         self._dsn = dsn
         self._connect_timeout_s = connect_timeout_s
         self._conn: asyncpg.Connection | None = None
+        self._recent = RecentKeys()
+        self._staged_only: dict[str, int] = {}  # table -> batches left on the staged path
 
     async def connect(self) -> asyncpg.Connection:
         if self._conn is not None and not self._conn.is_closed():
@@ -106,17 +119,14 @@ class BatchWriter:
         conn = await self.connect()
         result = WriteResult()
         started = time.perf_counter()
+        committed: dict[str, set[Hashable]] = {}
         try:
             async with conn.transaction():
                 for kind, rows in batch.telemetry.items():
                     if rows:
-                        await self._insert(
-                            conn,
-                            TELEMETRY_TABLES[kind],
-                            telemetry_copy_columns(kind),
-                            rows,
-                            key="(device_id, ts)",
-                            result=result,
+                        table = TELEMETRY_TABLES[kind]
+                        committed[table] = await self._write_telemetry(
+                            conn, table, telemetry_copy_columns(kind), rows, result
                         )
                 if batch.events:
                     await self._insert(
@@ -142,7 +152,47 @@ class BatchWriter:
                 self.discard_connection()
             raise
         result.commit_s = time.perf_counter() - started
+        for table, keys in committed.items():
+            self._recent.committed(table, keys)
         return result
+
+    async def _write_telemetry(
+        self,
+        conn: asyncpg.Connection,
+        table: str,
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
+        result: WriteResult,
+    ) -> set[Hashable]:
+        """Copy new keys straight into the table, and stage the rest with ON CONFLICT.
+
+        A direct copy fails only on a duplicate the cache of recent keys cannot know (a
+        restart, another collector). Then the savepoint is rolled back, the whole batch
+        takes the staged path, and so do the table's next few batches. Returns the batch's
+        keys: all of them are in the table once the transaction commits.
+        """
+        key = "(device_id, ts)"
+        skip = self._staged_only.get(table, 0)
+        if skip:
+            self._staged_only[table] = skip - 1
+        else:
+            fresh, seen_before, keys = self._recent.split(table, rows)
+            try:
+                async with conn.transaction():
+                    await conn.copy_records_to_table(table, records=fresh, columns=list(columns))
+            except asyncpg.exceptions.UniqueViolationError:
+                self._staged_only[table] = STAGED_BATCHES_AFTER_DUPLICATE
+            except asyncpg.exceptions.CheckViolationError as exc:
+                if "no partition" not in str(exc):
+                    raise
+            else:
+                _add(result.staged, table, len(fresh))
+                _add(result.inserted, table, len(fresh))
+                if seen_before:
+                    await self._insert(conn, table, columns, seen_before, key=key, result=result)
+                return keys
+        await self._insert(conn, table, columns, rows, key=key, result=result)
+        return {(row[0], row[1]) for row in rows}
 
     async def _insert(
         self,
@@ -164,8 +214,8 @@ class BatchWriter:
             f" ORDER BY {key.strip('()')} ON CONFLICT {key} DO NOTHING"
         )
         status = await self._insert_creating_partitions(conn, table, stage, statement)
-        result.staged[table] = result.staged.get(table, 0) + len(rows)
-        result.inserted[table] = result.inserted.get(table, 0) + int(status.rsplit(" ", 1)[-1])
+        _add(result.staged, table, len(rows))
+        _add(result.inserted, table, int(status.rsplit(" ", 1)[-1]))
 
     @staticmethod
     async def _insert_creating_partitions(
@@ -224,18 +274,7 @@ class BatchWriter:
                 [batch.statuses[i][2] for i in ids],
             )
         if batch.last_seen:
-            ids = sorted(batch.last_seen)
-            await conn.execute(
-                """
-                INSERT INTO device_status (device_id, last_seen, updated_at)
-                SELECT d, t, now() FROM unnest($1::text[], $2::timestamptz[]) AS u(d, t)
-                ON CONFLICT (device_id) DO UPDATE SET
-                    last_seen = greatest(device_status.last_seen, excluded.last_seen),
-                    updated_at = now()
-                """,
-                ids,
-                [batch.last_seen[i] for i in ids],
-            )
+            await write_last_seen(conn, batch.last_seen)
 
     @staticmethod
     async def _count_unknown_fields(conn: asyncpg.Connection, batch: Batch) -> None:
@@ -251,6 +290,22 @@ class BatchWriter:
             [f for _, f in keys],
             [batch.unknown_fields[k] for k in keys],
         )
+
+
+async def write_last_seen(conn: asyncpg.Connection, seen: dict[str, datetime]) -> None:
+    """Move ``device_status.last_seen`` forward (never back), in key order."""
+    ids = sorted(seen)
+    await conn.execute(
+        """
+        INSERT INTO device_status (device_id, last_seen, updated_at)
+        SELECT d, t, now() FROM unnest($1::text[], $2::timestamptz[]) AS u(d, t)
+        ON CONFLICT (device_id) DO UPDATE SET
+            last_seen = greatest(device_status.last_seen, excluded.last_seen),
+            updated_at = now()
+        """,
+        ids,
+        [seen[i] for i in ids],
+    )
 
 
 async def retry_until_written(

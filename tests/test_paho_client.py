@@ -15,7 +15,7 @@ from support import publish_all
 
 from citytel.broker import MosquittoProcess
 from citytel.urls import MqttUrl
-from ingest.paho_client import BurstReadingClient, MalformedFrameError, Publish
+from ingest.paho_client import BUFFER_BYTES, BurstReadingClient, MalformedFrameError, Publish
 
 
 def _publish_packet(topic: str, payload: bytes, mid: int, *, v5: bool) -> bytes:
@@ -50,23 +50,28 @@ def test_framing_survives_every_split_of_the_byte_stream(v5: bool) -> None:
     messages = [
         ("citytel/v1/jinan/pole/p-1/telemetry", b'{"ts": 1}', 1),
         ("citytel/v1/qingdao/signal/s-\u00e9/event", b"", 2),  # empty payload, non-ASCII topic
-        ("citytel/v1/yantai/energy/e-1/telemetry", bytes(range(256)) * 600, 65535),  # 4-byte length
+        ("citytel/v1/yantai/energy/e-1/telemetry", bytes(range(256)) * 600, 65535),
+        ("citytel/v1/jining/pole/p-2/telemetry", bytes(range(256)) * 2400, 7),  # > the buffer
+        ("citytel/v1/jinan/pole/p-1/telemetry", b'{"ts": 2}', 8),  # and back to small
     ]
-    stream = b"".join(_publish_packet(t, p, m, v5=v5) for t, p, m in messages)
-    for step in (1, 2, 3, 7, 64, 4096, len(stream)):
+    small = messages[:2] + messages[-1:]
+    cases = [(small, step) for step in (1, 2, 3, 7)]
+    cases += [(messages, step) for step in (64, 4096, 100_000, 10**7)]
+    for sent, step in cases:
+        stream = b"".join(_publish_packet(t, p, m, v5=v5) for t, p, m in sent)
         client, got = _offline_client(v5)
         for start in range(0, len(stream), step):
-            data = client._pending_bytes + stream[start : start + step]
-            client._handle_frames(data)
-        assert got == messages, f"split every {step} bytes"
-        assert client._pending_bytes == b""
+            client.feed(stream[start : start + step])
+        assert got == sent, f"split every {step} bytes"
+        assert client._filled == 0
+        assert len(client._buffer) == BUFFER_BYTES  # grown for the large packet, then shrunk
 
 
 def test_a_topic_longer_than_its_packet_is_refused() -> None:
     client, got = _offline_client(v5=False)
     broken = bytes([0x32, 4, 0, 9, ord("a"), ord("b")])
     with pytest.raises(MalformedFrameError):
-        client._handle_frames(broken)
+        client.feed(broken)
     assert got == []
 
 

@@ -1,0 +1,96 @@
+"""The batch writer's two paths: a direct COPY for new keys, staged ON CONFLICT for the rest.
+
+Whatever path a row takes, the table must end up as if every row had gone through
+``INSERT … ON CONFLICT DO NOTHING``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import orjson
+from support import BASE_MS, register_poles
+
+from citytel.urls import DatabaseUrl
+from ingest.batch import Batch
+from ingest.decode import DecodePolicy, MessageDecoder
+from ingest.registry import load_registry
+from ingest.writer import STAGED_BATCHES_AFTER_DUPLICATE, BatchWriter
+
+COUNT = "SELECT count(*) FROM pole_telemetry"
+
+
+async def _batch(db: asyncpg.Connection, city: str, messages: list[tuple[str, int]]) -> Batch:
+    """Pole telemetry for (device id, ms after BASE_MS) pairs, decoded like the collector."""
+    decoder = MessageDecoder(DecodePolicy(), await load_registry(db))
+    batch = Batch()
+    for device_id, offset_ms in messages:
+        payload = orjson.dumps({"ts": BASE_MS + offset_ms, "lamp_on": True})
+        decoder.decode(f"citytel/v1/{city}/pole/{device_id}/telemetry", payload, batch)
+    assert not batch.refusals and not batch.pending
+    return batch
+
+
+async def test_duplicates_within_and_across_batches_are_stored_once(
+    db: asyncpg.Connection, database_url: DatabaseUrl, city: str
+) -> None:
+    a, b = await register_poles(db, city, 2)
+    writer = BatchWriter(str(database_url))
+    try:
+        first = await writer.write(await _batch(db, city, [(a, 0), (b, 0), (a, 0)]))
+        assert (first.inserted["pole_telemetry"], first.duplicates) == (2, 1)
+        second = await writer.write(await _batch(db, city, [(a, 0), (a, 1000), (b, 1000)]))
+        assert (second.inserted["pole_telemetry"], second.duplicates) == (2, 1)
+        assert await db.fetchval(COUNT) == 4
+    finally:
+        await writer.close()
+
+
+async def test_a_row_deleted_after_commit_is_stored_again_when_resent(
+    db: asyncpg.Connection, database_url: DatabaseUrl, city: str
+) -> None:
+    (a,) = await register_poles(db, city, 1)
+    writer = BatchWriter(str(database_url))
+    try:
+        await writer.write(await _batch(db, city, [(a, 0)]))
+        await db.execute("DELETE FROM pole_telemetry")
+        # The writer remembers the key, but that only routes the row to ON CONFLICT.
+        result = await writer.write(await _batch(db, city, [(a, 0)]))
+        assert result.inserted["pole_telemetry"] == 1
+        assert await db.fetchval(COUNT) == 1
+    finally:
+        await writer.close()
+
+
+async def test_a_duplicate_the_writer_cannot_know_falls_back_to_staging(
+    db: asyncpg.Connection, database_url: DatabaseUrl, city: str
+) -> None:
+    a, b = await register_poles(db, city, 2)
+    other, writer = BatchWriter(str(database_url)), BatchWriter(str(database_url))
+    try:
+        await other.write(await _batch(db, city, [(a, 0)]))  # like another collector
+        result = await writer.write(await _batch(db, city, [(b, 0), (a, 0), (b, 1000)]))
+        assert (result.inserted["pole_telemetry"], result.duplicates) == (2, 1)
+        assert writer._staged_only["pole_telemetry"] == STAGED_BATCHES_AFTER_DUPLICATE
+        # The staged path works the same for the batches that follow.
+        result = await writer.write(await _batch(db, city, [(a, 0), (a, 2000)]))
+        assert (result.inserted["pole_telemetry"], result.duplicates) == (1, 1)
+        assert await db.fetchval(COUNT) == 4
+    finally:
+        await other.close()
+        await writer.close()
+
+
+async def test_a_day_without_a_partition_is_created_on_the_direct_path(
+    db: asyncpg.Connection, database_url: DatabaseUrl, city: str
+) -> None:
+    (a,) = await register_poles(db, city, 1)
+    old_ms = int((datetime.now(UTC) - timedelta(days=40)).timestamp() * 1000) - BASE_MS
+    writer = BatchWriter(str(database_url))
+    try:
+        result = await writer.write(await _batch(db, city, [(a, old_ms), (a, 0)]))
+        assert result.inserted["pole_telemetry"] == 2
+        assert "pole_telemetry" not in writer._staged_only  # not a duplicate: no back-off
+    finally:
+        await writer.close()
