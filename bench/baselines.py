@@ -3,9 +3,11 @@
 * ``ceiling``: a paho subscriber that only counts; no consumer in Python goes faster.
 * ``naive``: **the anti-pattern STYLE.md warns about, kept here only as a yardstick**:
   a paho callback that does one INSERT and one commit per message.
-* ``bare``: paho QoS 1 into an in-memory batch, COPY with asyncpg, acknowledged on
+* ``bare``: QoS 1 into an in-memory batch, COPY with asyncpg, acknowledged on
   receipt; no validation, no dedup, no dead letters, no registry. The speed of
-  doing nothing extra.
+  doing nothing extra, on the collector's own receive path.
+* ``bare-paho``: the same pipeline on paho's stock receive path (``on_message`` per
+  message), the bare pipeline as the issue that asked for it defined it.
 
 Each runs as its own process (:func:`main`, ``MODE …`` arguments), like the
 collector, so CPU and memory are measured the same way. It prints ``ready`` once
@@ -79,11 +81,17 @@ def _say(line: str) -> None:
 
 
 def _make_client(
-    url: MqttUrl, client_id: str, protocol: str, on_publishes: Callable[[list[Publish]], None]
+    url: MqttUrl,
+    client_id: str,
+    protocol: str,
+    on_publishes: Callable[[list[Publish]], None],
+    *,
+    stock: bool = False,
 ) -> paho.Client:
     v5 = protocol == "5"
-    # The collector's own receive path, so the ratios isolate what the guarantees cost.
-    client = BurstReadingClient(
+    # The collector's own receive path, so the ratios isolate what the guarantees cost;
+    # ``stock``: paho as shipped, one on_message call per message.
+    client = (paho.Client if stock else BurstReadingClient)(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
@@ -102,7 +110,10 @@ def _make_client(
 
     client.on_connect = connected
     client.on_subscribe = subscribed
-    client.on_publishes = on_publishes  # acknowledged on receipt: no manual_ack
+    if stock:
+        client.on_message = lambda c, u, m: on_publishes([(m.topic, m.payload, m.mid)])
+    else:
+        client.on_publishes = on_publishes  # type: ignore[attr-defined]  # acks on receipt
     client.connect(url.host, url.port, keepalive=60)
     return client
 
@@ -206,16 +217,18 @@ class _BarePipeline:
                 await asyncio.sleep(0.005)
 
 
-def run_bare(url: MqttUrl, client_id: str, protocol: str, database_url: str) -> None:
+def run_bare(
+    url: MqttUrl, client_id: str, protocol: str, database_url: str, *, stock: bool = False
+) -> None:
     pipeline = _BarePipeline(database_url)
-    client = _make_client(url, client_id, protocol, pipeline.on_publishes)
+    client = _make_client(url, client_id, protocol, pipeline.on_publishes, stock=stock)
     client.loop_start()
     asyncio.run(pipeline.run())
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench.baselines")
-    parser.add_argument("mode", choices=("ceiling", "naive", "bare"))
+    parser.add_argument("mode", choices=("ceiling", "naive", "bare", "bare-paho"))
     parser.add_argument("--mqtt-url", required=True)
     parser.add_argument("--client-id", required=True)
     parser.add_argument("--protocol", choices=("5", "3.1.1"), default="5")
@@ -229,4 +242,6 @@ def main(argv: list[str] | None = None) -> None:
     elif args.mode == "naive":
         run_naive(url, args.client_id, args.protocol, args.database_url)
     else:
-        run_bare(url, args.client_id, args.protocol, args.database_url)
+        run_bare(
+            url, args.client_id, args.protocol, args.database_url, stock=args.mode == "bare-paho"
+        )

@@ -30,7 +30,14 @@ from bench.database import bench_database, count_rows, prepare, reset
 from bench.errors import BenchError
 from bench.latency import ProbeWatch, percentile
 from bench.payloads import CITY, PROBE_DEVICE, MessageSet, check_contract, generate_messages
-from bench.processes import BaselineProcess, CollectorProcess, Subject, cpu_seconds, peak_rss_mb
+from bench.processes import (
+    BaselineProcess,
+    CollectorProcess,
+    Subject,
+    cpu_seconds,
+    machine_busy_seconds,
+    peak_rss_mb,
+)
 from bench.profile import Profiler
 from bench.sender import RawPublisher, encode_publishes
 from citytel.broker import MosquittoProcess, free_port, start_mosquitto
@@ -134,6 +141,7 @@ class IngestBench:
                 "naive", protocol, naive_count, max_s=self.options.naive_max_s
             )
         out["bare"] = await self._baseline("bare", protocol, total)
+        out["bare_paho"] = await self._baseline("bare-paho", protocol, total)
         for count in self.options.collector_counts:
             out[f"collector_{count}"] = await self._collectors(protocol, count)
         return out
@@ -265,6 +273,7 @@ class IngestBench:
         visible in the tables (a collector's counter also counts redelivered messages)."""
         base = [(await s.progress()).count for s in subjects]
         cpu_before = [cpu_seconds(s.pid) for s in subjects]
+        machine_before = machine_busy_seconds()
         publisher = RawPublisher("127.0.0.1", broker.port, "bench-publisher")
         await asyncio.to_thread(publisher.connect)
         started = time.monotonic()
@@ -279,6 +288,7 @@ class IngestBench:
                 at = await self._wait_for_rows(rows_expected, label)
             ended = time.monotonic()
             cpu_after = [cpu_seconds(s.pid) for s in subjects]
+            machine_after = machine_busy_seconds()
             stats = await sending
         finally:
             await asyncio.to_thread(publisher.close)
@@ -291,6 +301,8 @@ class IngestBench:
             "rate": round(done / elapsed, 1) if elapsed > 0 else 0,
             "send_rate": round(stats.send_rate, 1),
             "redelivered": max(0, done - count),
+            # Every process on the machine: subject, broker, database, publisher.
+            "machine_cpu_pct": round((machine_after - machine_before) / (ended - started) * 100),
             "_cpu": [
                 (after - before) / (ended - started) * 100
                 for before, after in zip(cpu_before, cpu_after, strict=True)

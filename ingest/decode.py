@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -30,6 +31,7 @@ from schemas.payloads import (
 from schemas.topics import Channel, Kind, Topic, parse_topic
 
 _EXCERPT_BYTES = 200
+_CLOCK_REFRESH_S = 0.01  # "now" for the future-timestamp check is at most this old
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,17 @@ class MessageDecoder:
         self.policy = policy
         self.registry = registry
         self._max_future = timedelta(seconds=policy.max_future_s)
+        self._latest_ok = datetime.now(UTC) + self._max_future
+        self._latest_ok_at = time.monotonic()
         self._buckets: dict[str, tuple[float, float]] = {}
+
+    def _latest_acceptable_ts(self) -> datetime:
+        """now + ``max_future_s``, recomputed at most every ``_CLOCK_REFRESH_S``."""
+        now = time.monotonic()
+        if now - self._latest_ok_at >= _CLOCK_REFRESH_S:
+            self._latest_ok = datetime.now(UTC) + self._max_future
+            self._latest_ok_at = now
+        return self._latest_ok
 
     def decode(self, topic_name: str, payload: bytes, batch: Batch) -> None:
         """Decode one message into ``batch``; refusals become dead letters, never exceptions."""
@@ -200,7 +212,7 @@ class MessageDecoder:
             )
             return
         ts = message.ts
-        if ts - datetime.now(UTC) > self._max_future:
+        if ts > self._latest_acceptable_ts():
             self.refuse(
                 batch,
                 topic_name,
@@ -275,21 +287,22 @@ class MessageDecoder:
         batch.refusals.append(Refusal(topic, payload, reason, detail[:2000], device_id))
 
 
+_MEASUREMENTS = {kind: attrgetter(*columns) for kind, columns in TELEMETRY_COLUMNS.items()}
+
+
 def _telemetry_row(
     kind: Kind, device_id: str, message: BaseModel, extra_json: str | None
 ) -> tuple[Any, ...]:
-    values = message.__dict__
-    measurements = [values[name] for name in TELEMETRY_COLUMNS[kind]]
+    measurements = _MEASUREMENTS[kind](message)
     if kind is Kind.SIGNAL:
-        measurements[0] = str(measurements[0])  # mode enum as text
+        measurements = (str(measurements[0]), *measurements[1:])  # mode enum as text
     elif kind is Kind.ENERGY:
         assert isinstance(message, EnergyTelemetry)
-        measurements.append(
-            energy_balance_ok(
-                message.pv_kw, message.wind_kw, message.grid_kw, message.storage_kw, message.load_kw
-            )
+        balance = energy_balance_ok(
+            message.pv_kw, message.wind_kw, message.grid_kw, message.storage_kw, message.load_kw
         )
-    return (device_id, values["ts"], values["seq"], *measurements, extra_json)
+        measurements = (*measurements, balance)
+    return (device_id, message.ts, message.seq, *measurements, extra_json)  # type: ignore[attr-defined]
 
 
 def payload_excerpt(payload: bytes) -> str:

@@ -16,7 +16,7 @@ from citytel.cli import app
 ADMIN_URL = os.environ.get(
     "CITYTEL_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-SECTIONS = ("ceiling", "naive", "bare", "collector_1", "collector_2")
+SECTIONS = ("ceiling", "naive", "bare", "bare_paho", "collector_1", "collector_2")
 
 pytestmark = [
     pytest.mark.slow,
@@ -63,6 +63,7 @@ def test_bench_ingest_writes_every_section_with_sane_numbers(tmp_path: Path) -> 
         assert section["finished"] >= section["messages"] > 0, name
         assert section["rate"] > 0, name
         assert section["send_rate"] > 0, name
+        assert 0 < section["machine_cpu_pct"] <= 100 * (os.cpu_count() or 1) + 5, name
         for process in section["processes"]:
             assert 0 < process["cpu_pct"] < 400, name
             assert 10 < process["peak_rss_mb"] < 2000, name
@@ -77,9 +78,10 @@ def test_bench_ingest_writes_every_section_with_sane_numbers(tmp_path: Path) -> 
             assert 0 < point["p50_ms"] <= point["p99_ms"] <= point["max_ms"] < 10_000
     assert set(result["ratios"]) >= {
         "collector_1/bare",
+        "collector_1/bare_paho",
         "collector_1/naive",
         "collector_2/collector_1",
     }
     assert all(value > 0 for value in result["ratios"].values())
     assert {t["status"] for t in result["targets"]} <= {"PASS", "FAIL"}
-    assert len(result["targets"]) == 7
+    assert len(result["targets"]) == 8

@@ -156,6 +156,15 @@ async def test_timescale_ingest_dedups_into_compressed_chunks_and_retention_drop
         await wait_until(lambda: collector.metrics.received >= 111, timeout_s=10)
         assert collector.metrics.duplicates["pole_telemetry"] == 10
 
+    # A new collector remembers no keys: it copies straight into the compressed chunk,
+    # meets the duplicates there, and falls back to ON CONFLICT for the batch.
+    async with running_collector(settings) as collector:
+        publish_all(mosquitto.url, [*old[10:20], pole_message(city, "p1", ms(10) - 9000)])
+        assert await wait_count(tsdb, "SELECT count(*) FROM pole_telemetry", 102) == 102
+        await wait_until(lambda: collector.metrics.received >= 11, timeout_s=10)
+        assert collector.metrics.duplicates["pole_telemetry"] == 10
+        assert collector.writer._staged_only["pole_telemetry"] > 0
+
     # `db migrate` with a new retention replaces the policies; run the new one.
     await migrate(tsdb, retention_days=5)
     try:
