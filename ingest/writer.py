@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -119,7 +119,7 @@ class BatchWriter:
         conn = await self.connect()
         result = WriteResult()
         started = time.perf_counter()
-        committed: dict[str, set[Hashable]] = {}
+        committed: dict[str, list[int]] = {}
         try:
             async with conn.transaction():
                 for kind, rows in batch.telemetry.items():
@@ -152,8 +152,8 @@ class BatchWriter:
                 self.discard_connection()
             raise
         result.commit_s = time.perf_counter() - started
-        for table, keys in committed.items():
-            self._recent.committed(table, keys)
+        for table, slots in committed.items():
+            self._recent.committed(table, slots)
         return result
 
     async def _write_telemetry(
@@ -163,20 +163,20 @@ class BatchWriter:
         columns: Sequence[str],
         rows: list[tuple[Any, ...]],
         result: WriteResult,
-    ) -> set[Hashable]:
+    ) -> list[int]:
         """Copy new keys straight into the table, and stage the rest with ON CONFLICT.
 
         A direct copy fails only on a duplicate the cache of recent keys cannot know (a
         restart, another collector). Then the savepoint is rolled back, the whole batch
-        takes the staged path, and so do the table's next few batches. Returns the batch's
-        keys: all of them are in the table once the transaction commits.
+        takes the staged path, and so do the table's next few batches. Returns the slots of
+        the batch's keys in the cache: all of them are in the table once it commits.
         """
         key = "(device_id, ts)"
         skip = self._staged_only.get(table, 0)
         if skip:
             self._staged_only[table] = skip - 1
         else:
-            fresh, seen_before, keys = self._recent.split(table, rows)
+            fresh, seen_before, slots = self._recent.split(table, rows)
             try:
                 async with conn.transaction():
                     await conn.copy_records_to_table(table, records=fresh, columns=list(columns))
@@ -190,9 +190,9 @@ class BatchWriter:
                 _add(result.inserted, table, len(fresh))
                 if seen_before:
                     await self._insert(conn, table, columns, seen_before, key=key, result=result)
-                return keys
+                return slots
         await self._insert(conn, table, columns, rows, key=key, result=result)
-        return {(row[0], row[1]) for row in rows}
+        return self._recent.slots(rows)
 
     async def _insert(
         self,

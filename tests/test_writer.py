@@ -15,6 +15,7 @@ from support import BASE_MS, register_poles
 from citytel.urls import DatabaseUrl
 from ingest.batch import Batch
 from ingest.decode import DecodePolicy, MessageDecoder
+from ingest.recent_keys import RecentKeys
 from ingest.registry import load_registry
 from ingest.writer import STAGED_BATCHES_AFTER_DUPLICATE, BatchWriter
 
@@ -94,3 +95,21 @@ async def test_a_day_without_a_partition_is_created_on_the_direct_path(
         assert "pole_telemetry" not in writer._staged_only  # not a duplicate: no back-off
     finally:
         await writer.close()
+
+
+def test_recent_keys_remember_a_window_of_batches_and_lose_no_row() -> None:
+    cache = RecentKeys(batches=2, slots_log2=16)
+    first = [("p1", 1), ("p2", 1), ("p1", 1)]
+    fresh, seen, slots = cache.split("t", first)
+    assert (fresh, seen) == ([("p1", 1), ("p2", 1)], [("p1", 1)])
+    cache.committed("t", slots)
+    assert cache.split("t", [("p1", 1), ("p3", 1)])[:2] == ([("p3", 1)], [("p1", 1)])
+    cache.committed("t", cache.slots([("p9", 9)]))
+    assert cache.split("t", [("p1", 1)])[1] == [("p1", 1)]  # still within 2 batches
+    cache.committed("t", cache.slots([("p9", 10)]))
+    assert cache.split("t", [("p1", 1)])[0] == [("p1", 1)]  # forgotten: copied directly
+    # A tiny table: slots collide, so rows are only ever moved to the ON CONFLICT side.
+    tiny = RecentKeys(batches=8, slots_log2=2)
+    rows = [(f"p{i}", i) for i in range(50)]
+    fresh, seen, _ = tiny.split("t", rows)
+    assert sorted(fresh + seen) == sorted(rows) and len(fresh) <= 4
