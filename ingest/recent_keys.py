@@ -11,14 +11,15 @@ stages the whole batch.
 The cache is a table of one-byte batch stamps indexed by the key's hash, not a set of
 keys: it allocates nothing per row, so it cannot pin row objects in memory (a set of keys
 kept tens of thousands of small objects alive across batches, scattered among
-short-lived ones, and the collector's memory grew with it). Two keys sharing a slot only
-send a new row down the ON CONFLICT path: a false "seen" costs a little speed, never a
-row.
+short-lived ones, and the collector's memory grew with it). A new key whose slot another
+recent key stamped (about 2 % of rows at 8 batches of 5,000 rows) only goes down the ON
+CONFLICT path: a false "seen" costs a little speed, never a row. Repeats within a batch
+are found by exact key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -30,7 +31,7 @@ _STAMPS = 255  # stamps 1..255 cycle; 0 is "never"
 class RecentKeys:
     """Which keys were committed in the last ``batches`` batches, per table (approximately)."""
 
-    def __init__(self, batches: int = 8, slots_log2: int = 20) -> None:
+    def __init__(self, batches: int = 8, slots_log2: int = 21) -> None:
         if not 0 < batches < _STAMPS:
             raise ValueError(f"batches must be 1..{_STAMPS - 1}")
         self._batches = batches
@@ -38,36 +39,52 @@ class RecentKeys:
         self._slots = 1 << slots_log2
         self._stamps: dict[str, bytearray] = {}
         self._stamp: dict[str, int] = {}  # the stamp of the table's last committed batch
+        self._translations: dict[int, bytes] = {}
 
-    def split(self, table: str, rows: Iterable[Row]) -> tuple[list[Row], list[Row], list[int]]:
+    def split(self, table: str, rows: list[Row]) -> tuple[list[Row], list[Row], list[int]]:
         """(rows with a new key, sorted by key; the other rows; the batch's slots)."""
-        stamps = self._stamps.get(table)
-        current = self._stamp.get(table, 0)
-        window = self._batches
+        keys = list(map(_key, rows))
         mask = self._mask
-        in_batch: set[int] = set()
+        slots = [hash(key) & mask for key in keys]
+        stamps = self._stamps.get(table)
+        if stamps is None:
+            flags = bytes(len(slots))
+        else:
+            # Per row, 1 if its slot holds a stamp of the window: C loops, not Python ones.
+            flags = bytes(map(stamps.__getitem__, slots)).translate(
+                self._recent_stamps(self._stamp[table])
+            )
+        if len(set(keys)) == len(keys) and 1 not in flags:  # the usual batch: all new
+            return sorted(rows, key=_key), [], slots
+        in_batch: set[tuple[Any, Any]] = set()
         fresh: list[Row] = []
         seen_before: list[Row] = []
-        for row in rows:
-            slot = hash(_key(row)) & mask
-            if slot in in_batch:
-                seen_before.append(row)
-                continue
-            in_batch.add(slot)
-            stamp = stamps[slot] if stamps is not None else 0
-            if stamp and (current - stamp) % _STAMPS < window:
+        for row, key, flag in zip(rows, keys, flags, strict=True):
+            if flag or key in in_batch:
                 seen_before.append(row)
             else:
                 fresh.append(row)
+            in_batch.add(key)
         # Key order: two collectors copying the same keys wait for each other in the same
         # order instead of deadlocking.
         fresh.sort(key=_key)
-        return fresh, seen_before, list(in_batch)
+        return fresh, seen_before, slots
 
-    def slots(self, rows: Iterable[Row]) -> list[int]:
+    def _recent_stamps(self, current: int) -> bytes:
+        """A translation table: stamp -> 1 if it is one of the last ``batches``, else 0."""
+        table = self._translations.get(current)
+        if table is None:
+            window = self._batches
+            table = bytes(
+                1 if stamp and (current - stamp) % _STAMPS < window else 0 for stamp in range(256)
+            )
+            self._translations[current] = table
+        return table
+
+    def slots(self, rows: Sequence[Row]) -> list[int]:
         """The slots of these rows' keys (for a batch that did not go through :meth:`split`)."""
         mask = self._mask
-        return [hash(_key(row)) & mask for row in rows]
+        return [hash(key) & mask for key in map(_key, rows)]
 
     def committed(self, table: str, slots: Iterable[int]) -> None:
         """Stamp a batch's slots once its transaction has committed."""
