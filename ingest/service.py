@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 import time
 from datetime import datetime
 
@@ -343,14 +342,7 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-# How long paho's thread may hold the GIL while the writer waits for it. Python's 5 ms
-# default would be paid on most of a write's ten or so round trips to the database
-# whenever messages are streaming in.
-GIL_SWITCH_INTERVAL_S = 0.0005
-
-
 async def run_collector(settings: IngestSettings) -> None:
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     stop = asyncio.Event()
     install_signal_handlers(stop)
     await Collector(settings).run(stop)
