@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,3 +57,11 @@ class Batch:
     @property
     def row_count(self) -> int:
         return sum(len(rows) for rows in self.telemetry.values()) + len(self.events)
+
+
+def keep_newest(into: dict[str, datetime], seen: Mapping[str, datetime]) -> None:
+    """Merge ``seen`` into ``into``, keeping the newest ``ts`` per device."""
+    for device_id, ts in seen.items():
+        known = into.get(device_id)
+        if known is None or ts > known:
+            into[device_id] = ts

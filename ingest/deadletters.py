@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from ingest.batch import Batch, Refusal
+from ingest.batch import Batch, Refusal, keep_newest
 from ingest.decode import DecodePolicy, MessageDecoder
 from ingest.registry import load_registry
 from ingest.resolve import UnknownDevicePolicy, resolve_pending
@@ -145,6 +145,5 @@ def _merge(into: Batch, single: Batch) -> None:
         into.telemetry[kind].extend(rows)
     into.events.extend(single.events)
     into.statuses.update(single.statuses)
-    for device_id, ts in single.last_seen.items():
-        into.see(device_id, ts)
+    keep_newest(into.last_seen, single.last_seen)
     into.unknown_fields.update(single.unknown_fields)

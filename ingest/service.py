@@ -12,7 +12,7 @@ from datetime import datetime
 import asyncpg
 
 from citytel.settings import IngestSettings
-from ingest.batch import Batch
+from ingest.batch import Batch, keep_newest
 from ingest.decode import DecodePolicy, MessageDecoder
 from ingest.errors import DatabaseUnavailableError, IngestError
 from ingest.maintenance import maintain_partitions
@@ -205,12 +205,8 @@ class Collector:
         ``ingest_last_seen_flush_s`` on a connection of its own, so an upsert of thousands
         of ``device_status`` rows never sits in a batch's transaction (or its latency).
         """
-        pending = self._seen
-        for device_id, ts in seen.items():
-            known = pending.get(device_id)
-            if known is None or ts > known:
-                pending[device_id] = ts
-        if pending:
+        keep_newest(self._seen, seen)
+        if self._seen:
             self._seen_ready.set()
 
     async def _write_last_seen_forever(self) -> None:

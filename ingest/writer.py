@@ -175,6 +175,7 @@ class BatchWriter:
         skip = self._staged_only.get(table, 0)
         if skip:
             self._staged_only[table] = skip - 1
+            slots = self._recent.slots(rows)
         else:
             fresh, seen_before, slots = self._recent.split(table, rows)
             try:
@@ -192,7 +193,7 @@ class BatchWriter:
                     await self._insert(conn, table, columns, seen_before, key=key, result=result)
                 return slots
         await self._insert(conn, table, columns, rows, key=key, result=result)
-        return self._recent.slots(rows)
+        return slots
 
     async def _insert(
         self,

@@ -77,7 +77,7 @@ def test_a_topic_longer_than_its_packet_is_refused() -> None:
 
 def _subscriber(
     broker: MosquittoProcess, client_id: str, *, v5: bool, manual_ack: bool
-) -> tuple[BurstReadingClient, list[Publish], threading.Event]:
+) -> tuple[BurstReadingClient, list[Publish]]:
     client = BurstReadingClient(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -108,7 +108,7 @@ def _subscriber(
         client.connect(url.host, url.port)
     client.loop_start()
     assert subscribed.wait(10), "no SUBACK"
-    return client, got, subscribed
+    return client, got
 
 
 def _wait_for(got: list[Publish], count: int, timeout_s: float = 30) -> None:
@@ -126,7 +126,7 @@ def test_every_message_arrives_once_in_order_and_acks_only_when_told(
     messages = [
         (f"bench/{client_id}/{i % 7}", secrets.token_bytes(size)) for i, size in enumerate(sizes)
     ]
-    client, got, _ = _subscriber(fresh_mosquitto, client_id, v5=v5, manual_ack=True)
+    client, got = _subscriber(fresh_mosquitto, client_id, v5=v5, manual_ack=True)
     try:
         publish_all(fresh_mosquitto.url, messages)
         _wait_for(got, len(messages))
@@ -138,7 +138,7 @@ def test_every_message_arrives_once_in_order_and_acks_only_when_told(
         client.disconnect()
         client.loop_stop()
     # The same session again: the broker redelivers exactly what was not acknowledged.
-    again, redelivered, _ = _subscriber(fresh_mosquitto, client_id, v5=v5, manual_ack=False)
+    again, redelivered = _subscriber(fresh_mosquitto, client_id, v5=v5, manual_ack=False)
     try:
         _wait_for(redelivered, 1000, timeout_s=15)
         time.sleep(0.3)
@@ -147,7 +147,7 @@ def test_every_message_arrives_once_in_order_and_acks_only_when_told(
         again.disconnect()
         again.loop_stop()
     # Acknowledged on receipt by the client itself this time: nothing comes back.
-    last, after, _ = _subscriber(fresh_mosquitto, client_id, v5=v5, manual_ack=True)
+    last, after = _subscriber(fresh_mosquitto, client_id, v5=v5, manual_ack=True)
     try:
         time.sleep(0.5)
         assert after == []

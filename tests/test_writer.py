@@ -111,7 +111,7 @@ def test_recent_keys_remember_a_window_of_batches_and_lose_no_row() -> None:
     # A tiny table: slots collide, so new rows may be moved to the ON CONFLICT side, and
     # no row is ever lost from both.
     tiny = RecentKeys(batches=8, slots_log2=2)
-    tiny.committed("t", tiny.slots([(f"old{i}", i) for i in range(8)]))
+    tiny.committed("t", range(4))  # every one of its 4 slots stamped by the last batch
     rows = [(f"p{i}", i) for i in range(50)]
     fresh, seen, _ = tiny.split("t", rows)
     assert sorted(fresh + seen) == sorted(rows) and len(seen) == 50  # every slot stamped
