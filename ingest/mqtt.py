@@ -1,9 +1,12 @@
 """The MQTT side of the collector: subscribe, and callbacks that only validate and enqueue.
 
-Messages are acknowledged manually (paho ``manual_ack``) after the batch holding
-them is committed. MQTT 5 Receive Maximum (or the broker's ``max_inflight_messages``
-on 3.1.1) bounds how many unacknowledged messages the broker sends us, which bounds
-the memory of the batch being filled.
+Messages are acknowledged manually after the batch holding them is committed. The
+collector holds at most ``receive_maximum`` messages that are not acknowledged yet (the
+batch being filled plus the batch being written): at that count it stops reading the
+socket until the writer acknowledges, so TCP pushes back and the rest waits in the
+broker. It does not rely on the broker for this: MQTT 5 Receive Maximum and Mosquitto's
+``max_inflight_messages`` bound the window only until acknowledgements arrive in bulk
+(docs/ingest.md, "Flow control").
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class MqttSource:
         self._notify = notify
         self._lock = threading.Lock()
         self._batch = Batch()
+        self._writing = 0  # messages in the batch the writer has taken and not finished
         self._generation = 0
         self.connected = False
         self.connections = 0
@@ -215,6 +219,8 @@ class MqttSource:
                     if mid:
                         acks.append(mid)
                 after = len(messages)
+                if after + self._writing >= self.options.receive_maximum:
+                    self.client.pause_reading()
             # after the append, so the writer never wakes to an empty batch
             if first or before < limit <= after:
                 self._notify()
@@ -230,11 +236,20 @@ class MqttSource:
         with self._lock:
             batch = self._batch
             self._batch = Batch(generation=self._generation)
+            self._writing = len(batch.messages)
         return batch
 
     def acknowledge(self, batch: Batch) -> int:
-        """Send PUBACKs for a committed batch; skipped if the connection changed meanwhile."""
-        if batch.generation != self._generation or not self.connected or not batch.acks:
-            return 0
-        self.client.acknowledge(batch.acks)
-        return len(batch.acks)
+        """Send PUBACKs for a committed batch; skipped if the connection changed meanwhile.
+
+        Either way the batch is finished: its messages no longer count against the window.
+        """
+        sent = 0
+        if batch.generation == self._generation and self.connected and batch.acks:
+            self.client.acknowledge(batch.acks)
+            sent = len(batch.acks)
+        with self._lock:
+            self._writing = 0
+            if len(self._batch.messages) < self.options.receive_maximum:
+                self.client.resume_reading()
+        return sent

@@ -10,6 +10,9 @@ as ``(topic, payload, packet id)`` tuples, one call per wake-up. Every other pac
 sessions, keep-alive and reconnects behave exactly as in paho.
 
 Without :attr:`on_publishes` set, PUBLISH packets take paho's path too (``on_message``).
+:meth:`BurstReadingClient.pause_reading` leaves incoming bytes in the socket until
+:meth:`BurstReadingClient.resume_reading`, so TCP pushes back on the broker while the
+consumer holds as much as it may; writing and keep-alive go on meanwhile.
 With ``manual_ack`` the caller acknowledges with :meth:`BurstReadingClient.acknowledge`;
 without it, the client acknowledges each wake-up's QoS 1 messages once they are delivered.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import ssl
 import struct
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,6 +32,9 @@ from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 READ_BUDGET = 512 * 1024
 BUFFER_BYTES = 256 * 1024
 _MIN_FREE = 16 * 1024  # parse and compact before reading into less room than this
+# While reading is paused, each turn of paho's loop waits this long for a resume before
+# it goes on to write (PUBACKs) and to keep the connection alive.
+PAUSED_WAIT_S = 0.05
 
 _PUBLISH = 0x30
 _PUBACK = 0x40
@@ -100,6 +107,19 @@ class BurstReadingClient(paho.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._reset_buffer()
+        self._may_read = threading.Event()
+        self._may_read.set()
+
+    def pause_reading(self) -> None:
+        """Stop reading the socket (bytes wait there, then in the broker) until resumed."""
+        self._may_read.clear()
+
+    def resume_reading(self) -> None:
+        self._may_read.set()
+
+    @property
+    def reading_paused(self) -> bool:
+        return not self._may_read.is_set()
 
     def _reset_buffer(self) -> None:
         # One buffer, reused: no large allocation per read for the allocator to fragment.
@@ -129,6 +149,13 @@ class BurstReadingClient(paho.Client):
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         if self._sock is None:
             return MQTTErrorCode.MQTT_ERR_NO_CONN
+        if not self._may_read.wait(PAUSED_WAIT_S):
+            # Paused: let paho's loop write and ping. paho calls this only when the socket
+            # is readable, so the broker is sending; its PINGRESP waits behind what we have
+            # not read yet, and must not count as missing.
+            with self._msgtime_mutex:
+                self._last_bytes_received = paho.time_func()
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         lost = False
         received = 0
         rc = MQTTErrorCode.MQTT_ERR_SUCCESS
