@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import platform
 import tempfile
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
@@ -36,6 +38,7 @@ from bench.processes import (
     Subject,
     cpu_seconds,
     machine_busy_seconds,
+    named_cpu_seconds,
     peak_rss_mb,
 )
 from bench.profile import Profiler
@@ -48,6 +51,7 @@ from schemas.topics import Channel, Kind, build_topic
 ProgressCallback = Callable[[str, int, int], None]
 _POLL_S = 0.05
 _STALL_S = 60.0
+_LOCAL_HOSTS = frozenset({None, "", "localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +276,8 @@ class IngestBench:
         """First publish to last message finished; with ``rows_expected``, to the last row
         visible in the tables (a collector's counter also counts redelivered messages)."""
         base = [(await s.progress()).count for s in subjects]
+        components = self._components(broker)
+        components_before = {name: read() for name, read in components.items()}
         cpu_before = [cpu_seconds(s.pid) for s in subjects]
         machine_before = machine_busy_seconds()
         publisher = RawPublisher("127.0.0.1", broker.port, "bench-publisher")
@@ -289,6 +295,7 @@ class IngestBench:
             ended = time.monotonic()
             cpu_after = [cpu_seconds(s.pid) for s in subjects]
             machine_after = machine_busy_seconds()
+            components_after = {name: read() for name, read in components.items()}
             stats = await sending
         finally:
             await asyncio.to_thread(publisher.close)
@@ -303,11 +310,26 @@ class IngestBench:
             "redelivered": max(0, done - count),
             # Every process on the machine: subject, broker, database, publisher.
             "machine_cpu_pct": round((machine_after - machine_before) / (ended - started) * 100),
+            # The rest of that: broker, database server (when local), this process.
+            "components_cpu_pct": {
+                name: round((components_after[name] - before) / (ended - started) * 100)
+                for name, before in components_before.items()
+            },
             "_cpu": [
                 (after - before) / (ended - started) * 100
                 for before, after in zip(cpu_before, cpu_after, strict=True)
             ],
         }
+
+    def _components(self, broker: MosquittoProcess) -> dict[str, Callable[[], float]]:
+        """CPU-time readers for what runs beside the subjects."""
+        components: dict[str, Callable[[], float]] = {
+            "broker": functools.partial(cpu_seconds, broker.pid),
+        }
+        if urlsplit(str(self._db_url)).hostname in _LOCAL_HOSTS:
+            components["database"] = functools.partial(named_cpu_seconds, "postgres")
+        components["publisher"] = functools.partial(cpu_seconds, os.getpid())
+        return components
 
     async def _wait_for(
         self,

@@ -29,6 +29,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
 
 
+def cpu_seconds_with_children(pid: int) -> float:
+    """User + system CPU time of ``pid`` and of its children that have exited."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / _CLOCK_TICKS  # utime stime cutime cstime
+
+
+def named_cpu_seconds(name: str) -> float:
+    """CPU time of every process called ``name`` (e.g. all of a PostgreSQL server's).
+
+    Children's time counts too, so a backend that exits during a run stays counted (in
+    its parent's total).
+    """
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() == name:
+                total += cpu_seconds_with_children(int(proc.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # exited meanwhile
+    return total
+
+
 def machine_busy_seconds() -> float:
     """CPU time all cores spent outside idle and iowait since boot (``/proc/stat``)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

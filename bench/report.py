@@ -21,6 +21,10 @@ PHASES = (
 )
 
 
+# What runs beside the subjects, in the order the table shows their CPU.
+COMPONENTS = ("broker", "database", "publisher")
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     name: str
@@ -154,6 +158,11 @@ def _latency_cell(section: dict[str, Any], fraction: float) -> str:
     return "-"
 
 
+def _components_cell(section: dict[str, Any]) -> str:
+    components = section.get("components_cpu_pct", {})
+    return " / ".join(_fmt(components.get(name)) for name in COMPONENTS)
+
+
 def results_table(protocol: str, result: dict[str, Any]) -> Table:
     table = Table(title=f"ingest benchmark, MQTT {protocol}", title_justify="left")
     for column in (
@@ -164,6 +173,7 @@ def results_table(protocol: str, result: dict[str, Any]) -> Table:
         "sent msg/s",
         "CPU %",
         "machine CPU %",
+        "broker / db / publisher CPU %",
         "RSS MB",
         "p50/p99 @25%",
         "@50%",
@@ -184,6 +194,7 @@ def results_table(protocol: str, result: dict[str, Any]) -> Table:
             _fmt(section["send_rate"]),
             " + ".join(_fmt(p["cpu_pct"]) for p in processes),
             _fmt(section.get("machine_cpu_pct")),
+            _components_cell(section),
             " + ".join(_fmt(p["peak_rss_mb"]) for p in processes),
             *(_latency_cell(section, f) for f in (0.25, 0.5, 0.9)),
         )

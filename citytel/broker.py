@@ -57,6 +57,12 @@ class MosquittoProcess:
         return f"mqtt://127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("the broker is not running")
+        return self.process.pid
+
+    @property
     def config_path(self) -> Path:
         return self.data_dir / "mosquitto.conf"
 

@@ -63,10 +63,16 @@ def test_bench_ingest_writes_every_section_with_sane_numbers(tmp_path: Path) -> 
         assert section["finished"] >= section["messages"] > 0, name
         assert section["rate"] > 0, name
         assert section["send_rate"] > 0, name
-        assert 0 < section["machine_cpu_pct"] <= 100 * (os.cpu_count() or 1) + 5, name
+        machine = section["machine_cpu_pct"]
+        assert 0 < machine <= 100 * (os.cpu_count() or 1) + 5, name
+        components = section["components_cpu_pct"]
+        assert set(components) == {"broker", "database", "publisher"}, name  # local server
+        assert min(components.values()) >= 0, name  # a tiny run may take under a tick
+        assert sum(components.values()) <= machine + 10, name  # a part of the machine's
         for process in section["processes"]:
             assert 0 < process["cpu_pct"] < 400, name
             assert 10 < process["peak_rss_mb"] < 2000, name
+    assert sum(result[name]["components_cpu_pct"]["database"] for name in SECTIONS) > 0
     assert len(result["collector_2"]["processes"]) == 2
     for name in ("collector_1", "collector_2"):
         section = result[name]
