@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 AT_LEAST_ONCE_SETTINGS = """\
 max_queued_messages 100000000
 max_queued_bytes 0
-max_inflight_messages 10000
+max_inflight_messages 20000
 max_inflight_bytes 0
 upgrade_outgoing_qos false
 persistent_client_expiration 14d

@@ -115,7 +115,7 @@ class IngestSettings(DatabaseSettings):
     )
     ingest_protocol: Literal["5", "3.1.1"] = "5"
     ingest_qos: Literal[1] = 1
-    ingest_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 10000
+    ingest_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 20000
     ingest_session_expiry_s: Annotated[int, Field(ge=0, le=4294967295)] = 7 * 86400
     ingest_batch_max_messages: Annotated[int, Field(ge=1, le=100000)] = 5000
     ingest_batch_max_age_ms: Annotated[int, Field(ge=1, le=60000)] = 100

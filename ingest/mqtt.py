@@ -45,7 +45,7 @@ class MqttOptions:
     client_id: str
     group: str = "collectors"
     protocol: str = "5"
-    receive_maximum: int = 10000
+    receive_maximum: int = 20000
     session_expiry_s: int = 7 * 86400
     keepalive_s: int = 30
     batch_max_messages: int = 5000

@@ -3,7 +3,7 @@
 Mosquitto 2.0 keeps sending QoS 1 messages past a client's Receive Maximum (and its own
 ``max_inflight_messages``) once acknowledgements arrive in bulk, so a collector that
 trusted the broker's window held several times its batch size under load. These tests
-run a real Mosquitto whose window (10,000) is far larger than the collector's.
+run a real Mosquitto whose window (20,000) is far larger than the collector's.
 """
 
 from __future__ import annotations
