@@ -195,7 +195,7 @@ class MessageDecoder:
     ) -> None:
         device_id = topic.device_id
         try:
-            message = model_for(topic.kind, topic.channel).model_validate(item)
+            message = _VALIDATORS[topic.kind, topic.channel](item)
         except ValidationError as exc:
             self.refuse(
                 batch, topic_name, raw, "schema", where + _describe_validation(exc), device_id
@@ -212,7 +212,10 @@ class MessageDecoder:
             )
             return
         ts = message.ts
-        if ts > self._latest_acceptable_ts():
+        latest_ok = self._latest_ok
+        if time.monotonic() - self._latest_ok_at >= _CLOCK_REFRESH_S:
+            latest_ok = self._latest_acceptable_ts()
+        if ts > latest_ok:
             self.refuse(
                 batch,
                 topic_name,
@@ -244,7 +247,9 @@ class MessageDecoder:
             batch.telemetry[topic.kind].append(
                 _telemetry_row(topic.kind, device_id, message, extra_json)
             )
-            batch.see(device_id, ts)
+            seen = batch.last_seen.get(device_id)  # Batch.see, inline: once per message
+            if seen is None or ts > seen:
+                batch.last_seen[device_id] = ts
         elif channel is Channel.EVENT:
             batch.events.append(
                 (
@@ -288,6 +293,12 @@ class MessageDecoder:
 
 
 _MEASUREMENTS = {kind: attrgetter(*columns) for kind, columns in TELEMETRY_COLUMNS.items()}
+# The models' validators, called directly: ``model_validate`` without its keyword handling.
+_VALIDATORS = {
+    (kind, channel): model_for(kind, channel).__pydantic_validator__.validate_python
+    for kind in Kind
+    for channel in Channel
+}
 
 
 def _telemetry_row(
