@@ -69,6 +69,7 @@ class IngestBenchOptions:
     latency_fractions: tuple[float, ...] = (0.25, 0.5, 0.9)
     collector_counts: tuple[int, ...] = (1, 2)
     profile_dir: Path | None = None
+    repeat: int = 1
 
     def effective(self) -> IngestBenchOptions:
         if not self.quick:
@@ -85,6 +86,7 @@ class IngestBenchOptions:
             latency_fractions=self.latency_fractions,
             collector_counts=self.collector_counts,
             profile_dir=self.profile_dir,
+            repeat=self.repeat,
         )
 
 
@@ -164,7 +166,6 @@ class IngestBench:
     ) -> dict[str, Any]:
         label = f"{mode} (MQTT {protocol})"
         async with self._broker(f"{mode}-{protocol}") as broker:
-            await reset(self._conn)
             subject = BaselineProcess(
                 mode,
                 mqtt_url=broker.url,
@@ -175,7 +176,15 @@ class IngestBench:
             )
             try:
                 await asyncio.to_thread(subject.start)
-                result = await self._throughput([subject], broker, count, label, max_s=max_s)
+                runs = []
+                for attempt in range(self.options.repeat):
+                    await reset(self._conn)
+                    runs.append(
+                        await self._throughput(
+                            [subject], broker, count, _attempt(label, attempt), max_s=max_s
+                        )
+                    )
+                result = _median_run(runs)
                 result["processes"] = _costs([subject], result.pop("_cpu"))
             finally:
                 await asyncio.to_thread(subject.stop)
@@ -184,25 +193,33 @@ class IngestBench:
     async def _collectors(self, protocol: str, count: int) -> dict[str, Any]:
         label = f"collector x{count} (MQTT {protocol})"
         async with self._broker(f"collectors{count}-{protocol}") as broker:
-            await reset(self._conn)
             subjects = [self._collector(protocol, count, i, broker) for i in range(count)]
             for subject in subjects:
                 subject.start()
             try:
                 for subject in subjects:
                     await subject.wait_healthy()
+                await reset(self._conn)
                 await self._warm_up(subjects, broker)
-                profiler = self._profiler(protocol, count, subjects[0])
-                result = await self._throughput(
-                    subjects,
-                    broker,
-                    self.options.messages,
-                    label,
-                    rows_expected=self._set.unique_in(self.options.messages),
-                )
-                if profiler is not None:
-                    result["profile"] = await asyncio.to_thread(profiler.stop)
-                result.update(await self._check_rows(self.options.messages))
+                runs = []
+                profile = None
+                for attempt in range(self.options.repeat):
+                    await reset(self._conn)
+                    profiler = self._profiler(protocol, count, subjects[0]) if not runs else None
+                    run = await self._throughput(
+                        subjects,
+                        broker,
+                        self.options.messages,
+                        _attempt(label, attempt),
+                        rows_expected=self._set.unique_in(self.options.messages),
+                    )
+                    if profiler is not None:
+                        profile = await asyncio.to_thread(profiler.stop)
+                    run.update(await self._check_rows(self.options.messages))
+                    runs.append(run)
+                result = _median_run(runs)
+                if profile is not None:
+                    result["profile"] = profile
                 cpu = result.pop("_cpu")
                 result["latency"] = [
                     await self._latency_point(subjects, broker, fraction, result["rate"], label)
@@ -437,6 +454,22 @@ class IngestBench:
         }
 
 
+def _attempt(label: str, attempt: int) -> str:
+    return label if attempt == 0 else f"{label} #{attempt + 1}"
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median rate (the lower one of an even count), and every run's rate.
+
+    Every run must have stored every row for the chosen one to say so.
+    """
+    chosen = sorted(runs, key=lambda run: run["rate"])[(len(runs) - 1) // 2]
+    chosen["runs"] = [run["rate"] for run in runs]
+    if "rows_ok" in chosen:
+        chosen["rows_ok"] = all(run["rows_ok"] for run in runs)
+    return chosen
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -462,6 +495,7 @@ def _meta(options: IngestBenchOptions) -> dict[str, Any]:
         "quick": options.quick,
         "naive_messages": options.naive_messages,
         "latency_s": options.latency_s,
+        "repeat": options.repeat,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "machine": platform.machine(),

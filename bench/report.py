@@ -227,6 +227,11 @@ def print_report(results: dict[str, Any], console: Console) -> None:
     )
     for protocol, result in results["protocols"].items():
         console.print(results_table(protocol, result))
+        if results["meta"].get("repeat", 1) > 1:
+            console.print(f"msg/s is the median run of {results['meta']['repeat']}; every run:")
+            for key, title in PHASES:
+                if result.get(key):
+                    console.print(f"  {title}: {' / '.join(_fmt(r) for r in result[key]['runs'])}")
         ratios = ", ".join(f"{k} {_fmt(v, '.2f')}" for k, v in result["ratios"].items())
         console.print(f"ratios: {ratios}")
         console.print(targets_table(protocol, result))

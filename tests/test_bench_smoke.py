@@ -34,6 +34,8 @@ def _run_bench(out: Path) -> tuple[int, str]:
         "--protocols",
         "5",
         "--quick",
+        "--repeat",
+        "2",
         "--out",
         str(out),
     ]
@@ -53,6 +55,7 @@ def test_bench_ingest_writes_every_section_with_sane_numbers(tmp_path: Path) -> 
     exit_code, output = _run_bench(out)
     assert exit_code == 0, output
     assert "targets, MQTT 5" in output
+    assert "median run of 2" in output
 
     results = orjson.loads(out.read_bytes())
     assert results["payloads"]["messages"] == 2000
@@ -62,6 +65,7 @@ def test_bench_ingest_writes_every_section_with_sane_numbers(tmp_path: Path) -> 
         section = result[name]
         assert section["finished"] >= section["messages"] > 0, name
         assert section["rate"] > 0, name
+        assert len(section["runs"]) == 2 and section["rate"] == min(section["runs"]), name
         assert section["send_rate"] > 0, name
         machine = section["machine_cpu_pct"]
         assert 0 < machine <= 100 * (os.cpu_count() or 1) + 5, name

@@ -41,6 +41,10 @@ ProfileOption = Annotated[
     Path | None, typer.Option(help="py-spy the single collector into this folder (slows it).")
 ]
 StrictOption = Annotated[bool, typer.Option(help="Exit 1 when a target is missed.")]
+RepeatOption = Annotated[
+    int,
+    typer.Option(min=1, max=9, help="Throughput runs per subject; the median run is reported."),
+]
 
 
 def ingest(
@@ -54,6 +58,7 @@ def ingest(
     out: OutOption = None,
     profile_dir: ProfileOption = None,
     strict: StrictOption = False,
+    repeat: RepeatOption = 1,
 ) -> None:
     """Throughput, CPU, memory and latency of the collector against its baselines.
 
@@ -70,6 +75,7 @@ def ingest(
         naive_messages=naive_messages,
         latency_s=latency_seconds,
         profile_dir=profile_dir,
+        repeat=repeat,
     )
     console = Console()
     if not console.is_terminal:
