@@ -118,7 +118,7 @@ class IngestSettings(DatabaseSettings):
     ingest_receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 20000
     ingest_session_expiry_s: Annotated[int, Field(ge=0, le=4294967295)] = 7 * 86400
     ingest_batch_max_messages: Annotated[int, Field(ge=1, le=100000)] = 5000
-    ingest_batch_max_age_ms: Annotated[int, Field(ge=1, le=60000)] = 100
+    ingest_batch_max_age_ms: Annotated[int, Field(ge=1, le=60000)] = 50
     ingest_max_payload_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     ingest_max_future_s: Annotated[int, Field(ge=0, le=86400)] = 300
     ingest_unknown_devices: Literal["reject", "register"] = "reject"
