@@ -20,12 +20,14 @@ are found by exact key.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from operator import itemgetter
+from itertools import compress
+from operator import itemgetter, ne, or_
 from typing import Any
 
 Row = tuple[Any, ...]
 _key = itemgetter(0, 1)  # (device_id, ts): the first two columns of every telemetry row
 _STAMPS = 255  # stamps 1..255 cycle; 0 is "never"
+_INVERT = bytes([1, 0]) + bytes(254)  # translation table: 0 -> 1, 1 -> 0
 
 
 class RecentKeys:
@@ -54,17 +56,16 @@ class RecentKeys:
             flags = bytes(map(stamps.__getitem__, slots)).translate(
                 self._recent_stamps(self._stamp[table])
             )
-        if len(set(keys)) == len(keys) and 1 not in flags:  # the usual batch: all new
+        count = len(keys)
+        # Each key's first row (built backwards, so the first row is the one that stays).
+        first = dict(zip(reversed(keys), range(count - 1, -1, -1), strict=True))
+        if len(first) == count and 1 not in flags:  # the usual batch: all new
             return sorted(rows, key=_key), [], slots
-        in_batch: set[tuple[Any, Any]] = set()
-        fresh: list[Row] = []
-        seen_before: list[Row] = []
-        for row, key, flag in zip(rows, keys, flags, strict=True):
-            if flag or key in in_batch:
-                seen_before.append(row)
-            else:
-                fresh.append(row)
-            in_batch.add(key)
+        # Per row, 1 if an earlier row of the batch has its key; then 1 if either says so.
+        repeats = bytes(map(ne, map(first.__getitem__, keys), range(count)))
+        marked = bytes(map(or_, flags, repeats))
+        fresh = list(compress(rows, marked.translate(_INVERT)))
+        seen_before = list(compress(rows, marked))
         # Key order: two collectors copying the same keys wait for each other in the same
         # order instead of deadlocking.
         fresh.sort(key=_key)
