@@ -73,6 +73,7 @@ class MqttSource:
         self.connected = False
         self.connections = 0
         self._falling_back = False
+        self._stopping = False
         self.received = 0
         self.client = self._make_client()
 
@@ -133,6 +134,7 @@ class MqttSource:
         self.start()
 
     def stop(self) -> None:
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
         self.connected = False
@@ -181,7 +183,9 @@ class MqttSource:
         reason_code: paho.ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if self.connected:
+        if self._stopping:
+            logger.info("disconnected from the broker (%s)", reason_code)
+        elif self.connected:
             logger.warning("broker connection lost (%s); reconnecting with back-off", reason_code)
         self.connected = False
 

@@ -8,6 +8,7 @@ run a real Mosquitto whose window (20,000) is far larger than the collector's.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -95,7 +96,9 @@ def test_the_collector_holds_at_most_its_window_and_resumes_after_acknowledging(
     assert most_held >= WINDOW  # the window was reached, so it was what stopped the reads
 
 
-def test_a_paused_collector_keeps_its_connection_alive(fresh_mosquitto: MosquittoProcess) -> None:
+def test_a_paused_collector_keeps_its_connection_alive(
+    fresh_mosquitto: MosquittoProcess, caplog: pytest.LogCaptureFixture
+) -> None:
     """Paused for four keep-alive periods: paho still pings, the broker keeps the session."""
     messages = [
         (f"citytel/v1/jinan/pole/window-{i % 5}/telemetry", secrets.token_bytes(PAYLOAD_BYTES))
@@ -118,3 +121,5 @@ def test_a_paused_collector_keeps_its_connection_alive(fresh_mosquitto: Mosquitt
         assert source.connections == 1
     finally:
         source.stop()
+    # Stopping is not a lost connection: nothing above INFO.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
