@@ -49,11 +49,6 @@ class Batch:
     def __len__(self) -> int:
         return len(self.messages)
 
-    def see(self, device_id: str, ts: datetime) -> None:
-        seen = self.last_seen.get(device_id)
-        if seen is None or ts > seen:
-            self.last_seen[device_id] = ts
-
     @property
     def row_count(self) -> int:
         return sum(len(rows) for rows in self.telemetry.values()) + len(self.events)

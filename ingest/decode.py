@@ -81,12 +81,10 @@ class MessageDecoder:
         self._latest_ok_at = time.monotonic()
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def _latest_acceptable_ts(self) -> datetime:
-        """now + ``max_future_s``, recomputed at most every ``_CLOCK_REFRESH_S``."""
-        now = time.monotonic()
-        if now - self._latest_ok_at >= _CLOCK_REFRESH_S:
-            self._latest_ok = datetime.now(UTC) + self._max_future
-            self._latest_ok_at = now
+    def _refresh_latest_ok(self, now: float) -> datetime:
+        """now + ``max_future_s``; callers refresh it at most every ``_CLOCK_REFRESH_S``."""
+        self._latest_ok = datetime.now(UTC) + self._max_future
+        self._latest_ok_at = now
         return self._latest_ok
 
     def decode(self, topic_name: str, payload: bytes, batch: Batch) -> None:
@@ -213,8 +211,9 @@ class MessageDecoder:
             return
         ts = message.ts
         latest_ok = self._latest_ok
-        if time.monotonic() - self._latest_ok_at >= _CLOCK_REFRESH_S:
-            latest_ok = self._latest_acceptable_ts()
+        now = time.monotonic()
+        if now - self._latest_ok_at >= _CLOCK_REFRESH_S:
+            latest_ok = self._refresh_latest_ok(now)
         if ts > latest_ok:
             self.refuse(
                 batch,
@@ -243,14 +242,14 @@ class MessageDecoder:
             for name in extra:
                 batch.unknown_fields[(f"{topic.kind}.{topic.channel}", name)] += 1
         channel = topic.channel
+        if channel is Channel.STATUS:
+            batch.statuses[device_id] = (message.online, ts, message.fw)  # type: ignore[attr-defined]
+            return
         if channel is Channel.TELEMETRY:
             batch.telemetry[topic.kind].append(
                 _telemetry_row(topic.kind, device_id, message, extra_json)
             )
-            seen = batch.last_seen.get(device_id)  # Batch.see, inline: once per message
-            if seen is None or ts > seen:
-                batch.last_seen[device_id] = ts
-        elif channel is Channel.EVENT:
+        else:
             batch.events.append(
                 (
                     device_id,
@@ -263,9 +262,10 @@ class MessageDecoder:
                     extra_json,
                 )  # type: ignore[attr-defined]
             )
-            batch.see(device_id, ts)
-        else:
-            batch.statuses[device_id] = (message.online, ts, message.fw)  # type: ignore[attr-defined]
+        # last_seen: the newest ts per device in the batch (inline: once per message).
+        seen = batch.last_seen.get(device_id)
+        if seen is None or ts > seen:
+            batch.last_seen[device_id] = ts
 
     def _admit(self, device_id: str) -> bool:
         """Token bucket per device."""

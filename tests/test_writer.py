@@ -6,10 +6,12 @@ Whatever path a row takes, the table must end up as if every row had gone throug
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import orjson
+import pytest
 from support import BASE_MS, register_poles
 
 from citytel.urls import DatabaseUrl
@@ -33,42 +35,44 @@ async def _batch(db: asyncpg.Connection, city: str, messages: list[tuple[str, in
     return batch
 
 
+@pytest.fixture
+async def writer(database_url: DatabaseUrl) -> AsyncIterator[BatchWriter]:
+    """A fresh writer: its own connection, an empty cache of recent keys."""
+    batch_writer = BatchWriter(str(database_url))
+    try:
+        yield batch_writer
+    finally:
+        await batch_writer.close()
+
+
 async def test_duplicates_within_and_across_batches_are_stored_once(
-    db: asyncpg.Connection, database_url: DatabaseUrl, city: str
+    db: asyncpg.Connection, writer: BatchWriter, city: str
 ) -> None:
     a, b = await register_poles(db, city, 2)
-    writer = BatchWriter(str(database_url))
-    try:
-        first = await writer.write(await _batch(db, city, [(a, 0), (b, 0), (a, 0)]))
-        assert (first.inserted["pole_telemetry"], first.duplicates) == (2, 1)
-        second = await writer.write(await _batch(db, city, [(a, 0), (a, 1000), (b, 1000)]))
-        assert (second.inserted["pole_telemetry"], second.duplicates) == (2, 1)
-        assert await db.fetchval(COUNT) == 4
-    finally:
-        await writer.close()
+    first = await writer.write(await _batch(db, city, [(a, 0), (b, 0), (a, 0)]))
+    assert (first.inserted["pole_telemetry"], first.duplicates) == (2, 1)
+    second = await writer.write(await _batch(db, city, [(a, 0), (a, 1000), (b, 1000)]))
+    assert (second.inserted["pole_telemetry"], second.duplicates) == (2, 1)
+    assert await db.fetchval(COUNT) == 4
 
 
 async def test_a_row_deleted_after_commit_is_stored_again_when_resent(
-    db: asyncpg.Connection, database_url: DatabaseUrl, city: str
+    db: asyncpg.Connection, writer: BatchWriter, city: str
 ) -> None:
     (a,) = await register_poles(db, city, 1)
-    writer = BatchWriter(str(database_url))
-    try:
-        await writer.write(await _batch(db, city, [(a, 0)]))
-        await db.execute("DELETE FROM pole_telemetry")
-        # The writer remembers the key, but that only routes the row to ON CONFLICT.
-        result = await writer.write(await _batch(db, city, [(a, 0)]))
-        assert result.inserted["pole_telemetry"] == 1
-        assert await db.fetchval(COUNT) == 1
-    finally:
-        await writer.close()
+    await writer.write(await _batch(db, city, [(a, 0)]))
+    await db.execute("DELETE FROM pole_telemetry")
+    # The writer remembers the key, but that only routes the row to ON CONFLICT.
+    result = await writer.write(await _batch(db, city, [(a, 0)]))
+    assert result.inserted["pole_telemetry"] == 1
+    assert await db.fetchval(COUNT) == 1
 
 
 async def test_a_duplicate_the_writer_cannot_know_falls_back_to_staging(
-    db: asyncpg.Connection, database_url: DatabaseUrl, city: str
+    db: asyncpg.Connection, database_url: DatabaseUrl, writer: BatchWriter, city: str
 ) -> None:
     a, b = await register_poles(db, city, 2)
-    other, writer = BatchWriter(str(database_url)), BatchWriter(str(database_url))
+    other = BatchWriter(str(database_url))
     try:
         await other.write(await _batch(db, city, [(a, 0)]))  # like another collector
         result = await writer.write(await _batch(db, city, [(b, 0), (a, 0), (b, 1000)]))
@@ -80,21 +84,16 @@ async def test_a_duplicate_the_writer_cannot_know_falls_back_to_staging(
         assert await db.fetchval(COUNT) == 4
     finally:
         await other.close()
-        await writer.close()
 
 
 async def test_a_day_without_a_partition_is_created_on_the_direct_path(
-    db: asyncpg.Connection, database_url: DatabaseUrl, city: str
+    db: asyncpg.Connection, writer: BatchWriter, city: str
 ) -> None:
     (a,) = await register_poles(db, city, 1)
     old_ms = int((datetime.now(UTC) - timedelta(days=40)).timestamp() * 1000) - BASE_MS
-    writer = BatchWriter(str(database_url))
-    try:
-        result = await writer.write(await _batch(db, city, [(a, old_ms), (a, 0)]))
-        assert result.inserted["pole_telemetry"] == 2
-        assert "pole_telemetry" not in writer._staged_only  # not a duplicate: no back-off
-    finally:
-        await writer.close()
+    result = await writer.write(await _batch(db, city, [(a, old_ms), (a, 0)]))
+    assert result.inserted["pole_telemetry"] == 2
+    assert "pole_telemetry" not in writer._staged_only  # not a duplicate: no back-off
 
 
 def test_recent_keys_remember_a_window_of_batches_and_lose_no_row() -> None:
