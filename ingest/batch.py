@@ -60,3 +60,15 @@ def keep_newest(into: dict[str, datetime], seen: Mapping[str, datetime]) -> None
         known = into.get(device_id)
         if known is None or ts > known:
             into[device_id] = ts
+
+
+def merge_batch(into: Batch, single: Batch) -> None:
+    """Add what ``single`` decoded to ``into`` (its messages and acks stay with the caller)."""
+    for kind, rows in single.telemetry.items():
+        into.telemetry[kind].extend(rows)
+    into.events.extend(single.events)
+    into.statuses.update(single.statuses)
+    keep_newest(into.last_seen, single.last_seen)
+    into.refusals.extend(single.refusals)
+    into.unknown_fields.update(single.unknown_fields)
+    into.pending.extend(single.pending)

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from ingest.batch import Batch, Refusal, keep_newest
+from ingest.batch import Batch, Refusal, merge_batch
 from ingest.decode import DecodePolicy, MessageDecoder
 from ingest.registry import load_registry
 from ingest.resolve import UnknownDevicePolicy, resolve_pending
@@ -125,7 +125,7 @@ def _replay_batch(
             batch.messages.append((row["topic"], bytes(row["payload"])))
             passed.append(row["id"])
             continue
-        _merge(batch, single)
+        merge_batch(batch, single)
         passed.append(row["id"])
     return batch, passed
 
@@ -138,12 +138,3 @@ def _refused_ids(rows: list[Any], batch: Batch) -> dict[int, Refusal]:
         for row in rows
         if (key := (row["topic"], bytes(row["payload"]))) in refused
     }
-
-
-def _merge(into: Batch, single: Batch) -> None:
-    for kind, rows in single.telemetry.items():
-        into.telemetry[kind].extend(rows)
-    into.events.extend(single.events)
-    into.statuses.update(single.statuses)
-    keep_newest(into.last_seen, single.last_seen)
-    into.unknown_fields.update(single.unknown_fields)

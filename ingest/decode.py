@@ -7,6 +7,7 @@ in-memory registry does not know yet).
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from ingest.batch import Batch, Refusal
 from ingest.registry import RegisteredDevice
 from schemas.errors import TopicError
+from schemas.limits import MAX_JSON_DEPTH, check_unknown_fields, too_deep
 from schemas.payloads import (
     EVENT_COLUMNS,
     MAX_BATCH_OBJECTS,
@@ -30,8 +32,13 @@ from schemas.payloads import (
 )
 from schemas.topics import Channel, Kind, Topic, parse_topic
 
+logger = logging.getLogger(__name__)
+
 _EXCERPT_BYTES = 200
 _CLOCK_REFRESH_S = 0.01  # "now" for the future-timestamp check is at most this old
+# An unexpected exception is logged with its traceback at most once per this many
+# seconds per exception class; every occurrence is a dead letter and counted.
+_INTERNAL_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,7 @@ class MessageDecoder:
         self._latest_ok = datetime.now(UTC) + self._max_future
         self._latest_ok_at = time.monotonic()
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._internal_logged: dict[str, float] = {}
 
     def _refresh_latest_ok(self, now: float) -> datetime:
         """now + ``max_future_s``; callers refresh it at most every ``_CLOCK_REFRESH_S``."""
@@ -88,7 +96,17 @@ class MessageDecoder:
         return self._latest_ok
 
     def decode(self, topic_name: str, payload: bytes, batch: Batch) -> None:
-        """Decode one message into ``batch``; refusals become dead letters, never exceptions."""
+        """Decode one message into ``batch``: rows, or dead letters; never an exception.
+
+        A refusal the contract foresees gets its reason; anything unexpected while
+        decoding becomes an ``internal`` dead letter, so no payload can stop ingest.
+        """
+        try:
+            self._decode(topic_name, payload, batch)
+        except Exception as exc:
+            self._refuse_internal(batch, topic_name, payload, exc)
+
+    def _decode(self, topic_name: str, payload: bytes, batch: Batch) -> None:
         if len(payload) > self.policy.max_payload_bytes:
             self.refuse(
                 batch,
@@ -135,6 +153,16 @@ class MessageDecoder:
         except orjson.JSONDecodeError as exc:
             self.refuse(batch, topic_name, payload, "invalid_json", str(exc), topic.device_id)
             return
+        if too_deep(payload, document):
+            self.refuse(
+                batch,
+                topic_name,
+                payload,
+                "schema",
+                f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
+                topic.device_id,
+            )
+            return
         self._decode_document(topic, topic_name, payload, document, batch)
 
     def _decode_document(
@@ -166,20 +194,26 @@ class MessageDecoder:
             return
         count = len(document)
         for index, item in enumerate(document):
-            raw = orjson.dumps(item)
-            if not isinstance(item, dict):
-                self.refuse(
-                    batch,
-                    topic_name,
-                    raw,
-                    "schema",
-                    f"object {index} of {count}: not an object",
-                    topic.device_id,
+            raw = payload
+            try:
+                raw = orjson.dumps(item)
+                if not isinstance(item, dict):
+                    self.refuse(
+                        batch,
+                        topic_name,
+                        raw,
+                        "schema",
+                        f"object {index} of {count}: not an object",
+                        topic.device_id,
+                    )
+                    continue
+                self._decode_object(
+                    topic, topic_name, raw, item, batch, where=f"object {index} of {count}: "
                 )
-                continue
-            self._decode_object(
-                topic, topic_name, raw, item, batch, where=f"object {index} of {count}: "
-            )
+            except Exception as exc:  # one object of a gateway batch; the others go on
+                self._refuse_internal(
+                    batch, topic_name, raw, exc, f"object {index} of {count}: ", topic.device_id
+                )
 
     def _decode_object(
         self,
@@ -228,16 +262,13 @@ class MessageDecoder:
         extra = message.__pydantic_extra__
         extra_json = None
         if extra:
-            extra_json = orjson.dumps(extra).decode()
-            if "\\u0000" in extra_json:
-                self.refuse(
-                    batch,
-                    topic_name,
-                    raw,
-                    "schema",
-                    f"{where}unknown fields hold a NUL character",
-                    device_id,
-                )
+            problem = check_unknown_fields(extra)
+            if problem is None:
+                extra_json = orjson.dumps(extra).decode()
+                if "\\u0000" in extra_json:
+                    problem = "unknown fields hold a NUL character"
+            if problem is not None:
+                self.refuse(batch, topic_name, raw, "schema", where + problem, device_id)
                 return
             for name in extra:
                 batch.unknown_fields[(f"{topic.kind}.{topic.channel}", name)] += 1
@@ -280,6 +311,35 @@ class MessageDecoder:
         self._buckets[device_id] = (tokens - 1, now)
         return True
 
+    def _refuse_internal(
+        self,
+        batch: Batch,
+        topic_name: str,
+        payload: bytes,
+        exc: Exception,
+        where: str = "",
+        device_id: str | None = None,
+    ) -> None:
+        """Dead-letter a message whose decoding raised: a bug of ours, never the device's."""
+        name = type(exc).__name__
+        now = time.monotonic()
+        if now - self._internal_logged.get(name, -_INTERNAL_LOG_INTERVAL_S) >= (
+            _INTERNAL_LOG_INTERVAL_S
+        ):
+            self._internal_logged[name] = now
+            logger.error(
+                "decoding raised %s on topic %r (payload %d bytes, starts %r); "
+                "dead-lettered as internal (logged once a minute per exception class)",
+                name,
+                topic_name[:200],
+                len(payload),
+                payload_excerpt(payload),
+                exc_info=exc,
+            )
+        self.refuse(
+            batch, topic_name, payload, "internal", f"{where}{name}: {exc}"[:2000], device_id
+        )
+
     @staticmethod
     def refuse(
         batch: Batch,
@@ -289,7 +349,9 @@ class MessageDecoder:
         detail: str,
         device_id: str | None = None,
     ) -> None:
-        batch.refusals.append(Refusal(topic, payload, reason, detail[:2000], device_id))
+        batch.refusals.append(
+            Refusal(storable_text(topic), payload, reason, storable_text(detail[:2000]), device_id)
+        )
 
 
 _MEASUREMENTS = {kind: attrgetter(*columns) for kind, columns in TELEMETRY_COLUMNS.items()}
@@ -318,3 +380,14 @@ def _telemetry_row(
 
 def payload_excerpt(payload: bytes) -> str:
     return payload[:_EXCERPT_BYTES].decode("utf-8", "replace")
+
+
+def storable_text(text: str) -> str:
+    """``text`` as PostgreSQL can store it: no NUL, no lone surrogates (invalid UTF-8)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text

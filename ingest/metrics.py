@@ -17,6 +17,23 @@ import orjson
 
 logger = logging.getLogger(__name__)
 
+# Distinct label values one labelled counter keeps; later ones are counted as "_other",
+# so devices that invent field names cannot grow the collector's memory or /metrics.
+MAX_LABEL_VALUES = 500
+OTHER_LABEL = "_other"
+
+
+def escape_label_value(value: str) -> str:
+    """A label value in the Prometheus text format: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def count_label(counter: _Counter[str], label: str, n: int = 1) -> None:
+    """Add ``n`` to ``counter[label]``, or to ``_other`` once it holds enough labels."""
+    if label not in counter and len(counter) >= MAX_LABEL_VALUES:
+        label = OTHER_LABEL
+    counter[label] += n
+
 
 @dataclass
 class Histogram:
@@ -77,7 +94,7 @@ class CollectorMetrics:
             lines.append(f"# TYPE citytel_{name} counter")
             if isinstance(value, _Counter):
                 for key, count in sorted(value.items()):
-                    lines.append(f'citytel_{name}{{{label}="{key}"}} {count}')
+                    lines.append(f'citytel_{name}{{{label}="{escape_label_value(key)}"}} {count}')
             else:
                 lines.append(f"citytel_{name} {value}")
 

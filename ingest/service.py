@@ -15,11 +15,11 @@ from citytel.settings import IngestSettings
 from ingest.batch import Batch, keep_newest
 from ingest.decode import DecodePolicy, MessageDecoder
 from ingest.errors import DatabaseUnavailableError, IngestError
+from ingest.isolate import write_batch
 from ingest.maintenance import maintain_partitions
-from ingest.metrics import CollectorMetrics, serve_metrics
+from ingest.metrics import CollectorMetrics, count_label, serve_metrics
 from ingest.mqtt import MqttOptions, MqttSource
 from ingest.registry import RegisteredDevice, load_registry
-from ingest.resolve import resolve_pending
 from ingest.writer import (
     CONFLICTS,
     RETRYABLE,
@@ -234,16 +234,13 @@ class Collector:
 
     async def _write_with_retry(self, batch: Batch) -> WriteResult | None:
         async def write() -> WriteResult:
-            conn = await self.writer.connect()
-            await resolve_pending(
-                conn, batch, self.decoder, self.registry, self.settings.ingest_unknown_devices
+            return await write_batch(
+                self.writer,
+                batch,
+                self.decoder,
+                self.registry,
+                self.settings.ingest_unknown_devices,
             )
-            try:
-                return await self.writer.write(batch)
-            except asyncpg.PostgresError as exc:
-                if isinstance(exc, RETRYABLE):
-                    raise
-                return await self._write_one_by_one(batch, exc)
 
         def failed(exc: Exception, attempt: int) -> None:
             self.metrics.db_ok = False
@@ -263,40 +260,6 @@ class Collector:
             write, stopping=lambda: self._stopping, on_failure=failed, on_recovery=recovered
         )
 
-    async def _write_one_by_one(self, batch: Batch, cause: Exception) -> WriteResult:
-        """The database refused the batch: find the message responsible, dead-letter it."""
-        logger.error(
-            "database refused a batch of %d messages (%s); writing one by one",
-            len(batch.messages),
-            cause,
-        )
-        total = WriteResult()
-        for topic, payload in batch.messages:
-            single = Batch()
-            self.decoder.decode(topic, payload, single)
-            conn = await self.writer.connect()
-            await resolve_pending(
-                conn, single, self.decoder, self.registry, self.settings.ingest_unknown_devices
-            )
-            try:
-                result = await self.writer.write(single)
-            except asyncpg.PostgresError as exc:
-                if isinstance(exc, RETRYABLE):
-                    raise
-                refused = Batch()
-                self.decoder.refuse(
-                    refused, topic, payload, "schema", f"database refused the message: {exc}"
-                )
-                result = await self.writer.write(refused)
-            for table, n in result.inserted.items():
-                total.inserted[table] = total.inserted.get(table, 0) + n
-            for table, n in result.staged.items():
-                total.staged[table] = total.staged.get(table, 0) + n
-            total.dead_letters += result.dead_letters
-            total.dead_letter_duplicates += result.dead_letter_duplicates
-        batch.refusals.clear()
-        return total
-
     def _count(self, batch: Batch, result: WriteResult) -> None:
         m = self.metrics
         m.received += len(batch.messages)
@@ -310,7 +273,7 @@ class Collector:
             m.dead_letters[refusal.reason] += 1
         m.dead_letter_duplicates += result.dead_letter_duplicates
         for (kind, field), n in batch.unknown_fields.items():
-            m.unknown_fields[f"{kind}:{field}"] += n
+            count_label(m.unknown_fields, f"{kind}:{field}", n)
 
     async def _maintain_forever(self) -> None:
         while True:

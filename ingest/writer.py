@@ -50,6 +50,28 @@ RETRYABLE = (
 )
 
 
+# Raised by the client before the database sees a value (asyncpg's client-side DataError
+# is a ValueError and an InterfaceError, which RETRYABLE lists): retrying the same batch
+# would fail forever. The server's own DataError (SQLSTATE class 22) is a PostgresError.
+UNENCODABLE = (ValueError, TypeError, OverflowError)
+
+
+def refusal_of(exc: BaseException) -> tuple[str, str] | None:
+    """How a failed batch write dead-letters its message: ``(reason, detail)``.
+
+    ``None`` for failures worth retrying as they are (the database away, a lock
+    conflict); the server refusing a value is ``schema``; anything else, including a
+    value the client cannot encode, is ``internal``: the decoder let it through.
+    """
+    if isinstance(exc, UNENCODABLE):
+        return "internal", f"could not encode for the database: {type(exc).__name__}: {exc}"
+    if isinstance(exc, (DatabaseUnavailableError, *RETRYABLE)) or not isinstance(exc, Exception):
+        return None
+    if isinstance(exc, asyncpg.PostgresError):
+        return "schema", f"database refused the message: {exc}"
+    return "internal", f"writing raised {type(exc).__name__}: {exc}"
+
+
 @dataclass(slots=True)
 class WriteResult:
     """What one committed batch did."""

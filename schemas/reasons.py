@@ -15,6 +15,8 @@ class DeadLetterReason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     REGISTRY_MISMATCH = "registry_mismatch"
     RATE_LIMITED = "rate_limited"
+    # Decoding raised an exception no rule foresaw (a bug of ours); the detail names it.
+    INTERNAL = "internal"
 
 
 DEAD_LETTER_REASONS: tuple[str, ...] = tuple(str(r) for r in DeadLetterReason)

@@ -76,7 +76,20 @@ def test_ts_accepts_offsets_and_epoch_ms_and_stores_utc() -> None:
 
 
 @pytest.mark.parametrize(
-    "ts", ["2026-11-30T08:00:00", "2026-11-30", "yesterday", 1.5e12, True, None]
+    "ts",
+    [
+        "2026-11-30T08:00:00",
+        "2026-11-30",
+        "yesterday",
+        1.5e12,
+        True,
+        None,
+        "1795996800",  # a numeric string is not epoch seconds
+        "2026-11-30 08:00:00Z",
+        "0001-01-01T00:00:00+01:00",  # outside 2000-2100
+        "2100-01-01T00:00:00Z",
+        10**20,
+    ],
 )
 def test_ts_refuses_naive_or_other_forms(ts: object) -> None:
     with pytest.raises(ValidationError, match="ts"):

@@ -17,9 +17,11 @@ from support import BASE_MS, register_poles
 from citytel.urls import DatabaseUrl
 from ingest.batch import Batch
 from ingest.decode import DecodePolicy, MessageDecoder
+from ingest.isolate import write_batch
 from ingest.recent_keys import RecentKeys
 from ingest.registry import load_registry
 from ingest.writer import STAGED_BATCHES_AFTER_DUPLICATE, BatchWriter
+from schemas.topics import Kind
 
 COUNT = "SELECT count(*) FROM pole_telemetry"
 
@@ -114,3 +116,46 @@ def test_recent_keys_remember_a_window_of_batches_and_lose_no_row() -> None:
     rows = [(f"p{i}", i) for i in range(50)]
     fresh, seen, _ = tiny.split("t", rows)
     assert sorted(fresh + seen) == sorted(rows) and len(seen) == 50  # every slot stamped
+
+
+class _PoisonedDecoder(MessageDecoder):
+    """Lets messages marked ``"bad"`` through with a value the database cannot take: one the
+    driver cannot encode, or one the server refuses (a NUL escape in ``extra``)."""
+
+    def __init__(self, *args: object, poison: str) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.poison = poison
+
+    def decode(self, topic_name: str, payload: bytes, batch: Batch) -> None:
+        super().decode(topic_name, payload, batch)
+        rows = batch.telemetry[Kind.POLE]
+        if b'"bad"' in payload and rows:
+            if self.poison == "unencodable":
+                rows[-1] = (*rows[-1][:4], "not a number", *rows[-1][5:])  # dim_pct
+            else:
+                rows[-1] = (*rows[-1][:-1], '{"bad": "\\u0000"}')  # extra
+
+
+@pytest.mark.parametrize("poison", ["unencodable", "refused_by_server"])
+async def test_a_batch_the_database_will_not_take_is_split_and_only_the_culprit_dead_lettered(
+    db: asyncpg.Connection, writer: BatchWriter, city: str, poison: str
+) -> None:
+    (pole,) = await register_poles(db, city, 1)
+    registry = await load_registry(db)
+    decoder = _PoisonedDecoder(DecodePolicy(), registry, poison=poison)
+    topic = f"citytel/v1/{city}/pole/{pole}/telemetry"
+    messages = [(topic, orjson.dumps({"ts": BASE_MS + i, "lamp_on": True})) for i in range(5)]
+    messages.append((topic, orjson.dumps({"ts": BASE_MS + 5, "lamp_on": True, "bad": 1})))
+    batch = Batch()
+    for name, payload in messages:
+        decoder.decode(name, payload, batch)
+        batch.messages.append((name, payload))
+    result = await write_batch(writer, batch, decoder, registry, "reject")
+    assert await db.fetchval(COUNT) == 5
+    reason, detail = await db.fetchrow("SELECT reason, detail FROM dead_letters")
+    assert (result.inserted["pole_telemetry"], result.dead_letters) == (5, 1)
+    if poison == "unencodable":
+        assert reason == "internal" and detail.startswith("could not encode for the database")
+    else:
+        assert reason == "schema" and detail.startswith("database refused the message")
+    assert [r.reason for r in batch.refusals] == [reason]

@@ -9,9 +9,18 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from bench.database import DEFAULT_ADMIN_URL
+from bench.fuzz import FuzzOptions, decode_and_write, decode_only
+from bench.fuzz_report import print_fuzz_report
 from bench.ingest import IngestBench, IngestBenchOptions
 from bench.report import evaluate, failed_targets, print_report, write_json
 from citytel.commands.options import run
@@ -47,6 +56,15 @@ RepeatOption = Annotated[
 ]
 
 
+def _progress_columns() -> tuple[ProgressColumn, ...]:
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+
+
 def ingest(
     *,
     messages: MessagesOption = 1_000_000,
@@ -80,13 +98,7 @@ def ingest(
     console = Console()
     if not console.is_terminal:
         console = Console(width=150)  # a log file: room for the whole table
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*_progress_columns(), console=console, transient=False) as progress:
         tasks: dict[str, int] = {}
 
         def on_progress(phase: str, done: int, total: int) -> None:
@@ -108,7 +120,39 @@ def ingest(
         raise typer.Exit(1)
 
 
+def fuzz(
+    *,
+    inputs: Annotated[int, typer.Option(min=1, help="Hostile inputs to try.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Seed of the input generator.")] = 0,
+    write: Annotated[bool, typer.Option(help="Also write them into a throwaway database.")] = True,
+) -> None:
+    """Hostile payloads and topics through the real decoder (and writer): nothing may escape.
+
+    Exits 1 when an exception escaped or an input left no trace (no rows, no dead letter).
+    """
+    server = os.environ.get("CITYTEL_DATABASE_URL") or DEFAULT_ADMIN_URL
+    options = FuzzOptions(
+        inputs=inputs, seed=seed, admin_url=DatabaseUrl(server) if write else None
+    )
+    console = Console()
+    with Progress(*_progress_columns(), console=console) as progress:
+        task = progress.add_task("fuzzing", total=inputs)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done)
+
+        if write:
+            report = run(decode_and_write(options, on_progress))
+        else:
+            report = decode_only(options, on_progress)
+        progress.update(task, completed=inputs)
+    print_fuzz_report(report, console)
+    if report.escaped or report.outcome.unaccounted:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Benchmarks (ingest; query benchmarks to come).", no_args_is_help=True)
+    group = typer.Typer(help="Benchmarks: ingest, fuzz.", no_args_is_help=True)
     group.command("ingest")(ingest)
+    group.command("fuzz")(fuzz)
     app.add_typer(group, name="bench")
