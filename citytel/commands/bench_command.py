@@ -15,7 +15,7 @@ from bench.database import DEFAULT_ADMIN_URL
 from bench.ingest import IngestBench, IngestBenchOptions
 from bench.report import evaluate, failed_targets, print_report, write_json
 from citytel.commands.options import run
-from citytel.urls import DatabaseUrl
+from core.urls import DatabaseUrl
 
 _PROTOCOLS = ("5", "3.1.1")
 
