@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from api.errors import ApiError, DatabaseUnavailableError, InvalidQueryError
 from api.routes import deadletters, devices, events, health, indicators, series
-from citytel.settings import ApiSettings
+from core.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from citytel.settings import IngestSettings
-from citytel.urls import MqttUrl
+from core.settings import IngestSettings
+from core.urls import MqttUrl
 from ingest.paho_client import BurstReadingClient, Publish
 from schemas.payloads import TELEMETRY_COLUMNS, TELEMETRY_TABLES
 from schemas.topics import SUBSCRIPTION, Kind

@@ -10,9 +10,9 @@ import asyncpg
 
 from bench.baselines import bare_table
 from bench.payloads import CITY, MessageSet
-from citytel.scratch_database import scratch_database
-from citytel.urls import DatabaseUrl
+from core.urls import DatabaseUrl
 from schemas.payloads import TELEMETRY_TABLES
+from schemas.scratch import scratch_database
 from schemas.topics import Kind
 
 logger = logging.getLogger(__name__)

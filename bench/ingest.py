@@ -43,8 +43,8 @@ from bench.processes import (
 )
 from bench.profile import Profiler
 from bench.sender import RawPublisher, encode_publishes
-from citytel.broker import MosquittoProcess, free_port, start_mosquitto
-from citytel.urls import DatabaseUrl
+from core.broker import MosquittoProcess, free_port, start_mosquitto
+from core.urls import DatabaseUrl
 from schemas.timestamps import format_rfc3339
 from schemas.topics import Channel, Kind, build_topic
 

@@ -1,4 +1,4 @@
-"""Shared plumbing of citytel: settings, logging set-up, the private broker, the CLI."""
+"""The top of citytel: the CLI, its commands and the demo wiring; no other package imports it."""
 
 __all__ = ["__version__"]
 __version__ = "0.1.0"

@@ -19,7 +19,7 @@ from citytel.commands import (
     schemas_command,
     simulate_command,
 )
-from citytel.errors import ConfigError
+from core.errors import ConfigError
 
 app = typer.Typer(
     name="citytel",

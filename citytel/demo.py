@@ -23,10 +23,10 @@ from rich.console import Console
 from rich.live import Live
 
 from api.main import create_app
-from citytel.broker import free_port
 from citytel.demo_services import DemoBroker, DemoDatabase, resolve_broker, resolve_database
-from citytel.settings import ApiSettings, IngestSettings, load_settings
-from citytel.urls import DatabaseUrl, MqttUrl
+from core.broker import free_port
+from core.settings import ApiSettings, IngestSettings, load_settings
+from core.urls import DatabaseUrl, MqttUrl
 from ingest.registry import upsert_devices
 from ingest.service import Collector
 from schemas.migrate import migrate

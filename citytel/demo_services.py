@@ -12,8 +12,8 @@ from pathlib import Path
 
 import asyncpg
 
-from citytel.broker import MosquittoProcess, free_port, mosquitto_binary, wait_for_port
-from citytel.urls import DatabaseUrl, MqttUrl
+from core.broker import MosquittoProcess, free_port, mosquitto_binary, wait_for_port
+from core.urls import DatabaseUrl, MqttUrl
 
 logger = logging.getLogger(__name__)
 

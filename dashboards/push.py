@@ -18,8 +18,8 @@ import niquests.exceptions
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaException, GrafanaTimeoutError
 
-from citytel.errors import ConfigError
-from citytel.settings import DashboardSettings, env_name
+from core.errors import ConfigError
+from core.settings import DashboardSettings, env_name
 from dashboards.build import DASHBOARDS, PROVISIONED_DATASOURCE_UID, build_dashboard
 from dashboards.errors import DashboardError, GrafanaRejectedError, GrafanaUnreachableError
 

@@ -25,7 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from citytel.urls import MqttUrl
+from core.urls import MqttUrl
 from ingest.batch import Batch
 from ingest.decode import MessageDecoder
 from ingest.paho_client import BurstReadingClient, Publish

@@ -15,6 +15,9 @@ Without :attr:`on_publishes` set, PUBLISH packets take paho's path too (``on_mes
 consumer holds as much as it may; writing and keep-alive go on meanwhile.
 With ``manual_ack`` the caller acknowledges with :meth:`BurstReadingClient.acknowledge`;
 without it, the client acknowledges each wake-up's QoS 1 messages once they are delivered.
+
+This reaches into paho's internals, listed in :data:`PAHO_INTERNALS`; pyproject.toml pins
+the paho-mqtt versions it was tested with.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from __future__ import annotations
 import ssl
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -44,6 +48,57 @@ _QOS_2 = 0x04
 
 Publish = tuple[str, bytes, int]
 """Topic, payload, and the packet id to acknowledge (0 for QoS 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PahoInternals:
+    """What :class:`BurstReadingClient` relies on in paho-mqtt beyond its documented API."""
+
+    module_names: tuple[str, ...]
+    """Names in ``paho.mqtt.client`` used here."""
+    attributes: Mapping[str, type]
+    """Attributes of a new client, read or set here, and their type on a new client."""
+    methods: Mapping[str, tuple[str, ...]]
+    """Client methods called or overridden here, and their parameter names (without self)."""
+    overridden: tuple[str, ...]
+    """Which of those methods this subclass overrides (paho calls them)."""
+    in_packet_keys: tuple[str, ...]
+    """The keys of ``_in_packet``: set here for ``_packet_handle``, which reads them."""
+
+
+# paho-mqtt 2.2 as tested (pyproject pins the minor version); tests/test_paho_internals.py
+# checks each item against the installed paho.
+PAHO_INTERNALS = PahoInternals(
+    module_names=("time_func", "MalformedPacket", "MQTT_LOG_ERR", "MQTT_LOG_DEBUG"),
+    attributes={
+        "_sock": type(None),  # None while not connected
+        "_msgtime_mutex": type(threading.Lock()),
+        "_last_bytes_received": float,
+        "_protocol": int,
+        "_manual_ack": bool,
+        "_in_packet": dict,
+    },
+    methods={
+        "_create_socket": (),
+        "_call_socket_register_write": (),
+        "_easy_log": ("level", "fmt", "*args"),
+        "_loop_rc_handle": ("rc",),
+        "_packet_handle": (),
+        "_packet_queue": ("command", "packet", "mid", "qos", "info"),
+        "loop_read": ("max_packets",),
+    },
+    overridden=("_create_socket", "loop_read"),
+    in_packet_keys=(
+        "command",
+        "have_remaining",
+        "remaining_count",
+        "remaining_mult",
+        "remaining_length",
+        "packet",
+        "to_process",
+        "pos",
+    ),
+)
 
 
 class MalformedFrameError(Exception):

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
-from citytel.settings import IngestSettings
+from core.settings import IngestSettings
 from ingest.batch import Batch, keep_newest
 from ingest.decode import DecodePolicy, MessageDecoder
 from ingest.errors import DatabaseUnavailableError, IngestError

@@ -1,6 +1,6 @@
 """citytel device contract v1: topics, payload models, registry, SQL schema.
 
-Depends on nothing else in the project.
+Depends on nothing else in the project but the ground, :mod:`core`.
 """
 
 from schemas.errors import ContractError, MigrationError, TopicError

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from citytel.errors import CitytelError
+from core.errors import CitytelError
 
 
 class SimulatorError(CitytelError):

@@ -25,7 +25,7 @@ import ssl
 import time
 from pathlib import Path
 
-from citytel.urls import MqttUrl
+from core.urls import MqttUrl
 from simulators.errors import PublishError
 
 logger = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import orjson
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from citytel.urls import MqttUrl
+from core.urls import MqttUrl
 from schemas.timestamps import format_rfc3339
 from schemas.topics import Channel, Kind
 from simulators.device import DeviceSimulator

@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from api.main import create_app
-from citytel.broker import MosquittoProcess, start_mosquitto
-from citytel.scratch_database import scratch_database
-from citytel.settings import ApiSettings
-from citytel.urls import DatabaseUrl
+from core.broker import MosquittoProcess, start_mosquitto
+from core.settings import ApiSettings
+from core.urls import DatabaseUrl
+from schemas.scratch import scratch_database
 
 ADMIN_URL = DatabaseUrl(
     os.environ.get("CITYTEL_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -15,8 +15,8 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from citytel.settings import IngestSettings, load_settings
-from citytel.urls import DatabaseUrl, MqttUrl
+from core.settings import IngestSettings, load_settings
+from core.urls import DatabaseUrl, MqttUrl
 from ingest.service import Collector
 
 # Yesterday 08:00 UTC: recent, so retention (90 days by default) never drops test rows.

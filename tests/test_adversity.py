@@ -28,8 +28,8 @@ from support import (
     wait_for_count,
 )
 
-from citytel.broker import MosquittoProcess, start_mosquitto
-from citytel.urls import DatabaseUrl
+from core.broker import MosquittoProcess, start_mosquitto
+from core.urls import DatabaseUrl
 
 COUNT_POLE = "SELECT count(*) FROM pole_telemetry"
 COUNT_DEAD = "SELECT count(*) FROM dead_letters"

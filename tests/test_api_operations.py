@@ -16,8 +16,8 @@ from fastapi import FastAPI
 
 from api.errors import DatabaseUnavailableError
 from api.main import create_app
-from citytel.settings import ApiSettings
-from citytel.urls import DatabaseUrl
+from core.settings import ApiSettings
+from core.urls import DatabaseUrl
 from ingest.registry import upsert_devices
 from schemas.registry import Device
 

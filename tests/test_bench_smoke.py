@@ -10,8 +10,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from citytel.broker import mosquitto_binary
 from citytel.cli import app
+from core.broker import mosquitto_binary
 
 ADMIN_URL = os.environ.get(
     "CITYTEL_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

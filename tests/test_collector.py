@@ -17,8 +17,8 @@ from support import (
     wait_until,
 )
 
-from citytel.broker import MosquittoProcess
-from citytel.urls import DatabaseUrl
+from core.broker import MosquittoProcess
+from core.urls import DatabaseUrl
 
 COUNT_POLE = "SELECT count(*) FROM pole_telemetry"
 COUNT_DEAD = "SELECT count(*) FROM dead_letters"

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from citytel.broker import AT_LEAST_ONCE_SETTINGS
-from citytel.settings import all_env_names
+from core.broker import AT_LEAST_ONCE_SETTINGS
+from core.settings import all_env_names
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"

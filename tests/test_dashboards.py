@@ -16,9 +16,9 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from citytel.broker import free_port
 from citytel.cli import app
-from citytel.settings import DashboardSettings
+from core.broker import free_port
+from core.settings import DashboardSettings
 from dashboards.build import (
     DASHBOARDS,
     IMPORT_INPUT,

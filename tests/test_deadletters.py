@@ -7,8 +7,8 @@ import orjson
 from support import BASE_MS, collector_settings, pole_message, publish_all, running_collector
 from support import wait_for_count as wait_count
 
-from citytel.broker import MosquittoProcess
-from citytel.urls import DatabaseUrl
+from core.broker import MosquittoProcess
+from core.urls import DatabaseUrl
 from ingest.deadletters import list_dead_letters, replay_dead_letters
 from ingest.decode import DecodePolicy
 
@@ -54,7 +54,7 @@ async def test_collector_metrics_and_health_endpoints(
     import asyncio  # noqa: PLC0415
     import urllib.request  # noqa: PLC0415
 
-    from citytel.broker import free_port  # noqa: PLC0415
+    from core.broker import free_port  # noqa: PLC0415
 
     port = free_port()
     settings = collector_settings(database_url, mosquitto.url, city=city, ingest_metrics_port=port)

@@ -24,8 +24,8 @@ from support import (
 )
 
 from citytel import demo_services
-from citytel.broker import MosquittoProcess, free_port
-from citytel.urls import DatabaseUrl
+from core.broker import MosquittoProcess, free_port
+from core.urls import DatabaseUrl
 
 
 @pytest.mark.slow

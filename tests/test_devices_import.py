@@ -11,7 +11,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from citytel.cli import app
-from citytel.urls import DatabaseUrl
+from core.urls import DatabaseUrl
 
 CSV_HEADER = "device_id,kind,city,district,intersection\n"
 

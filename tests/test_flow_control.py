@@ -16,8 +16,8 @@ import time
 import pytest
 from support import publish_all
 
-from citytel.broker import MosquittoProcess
-from citytel.urls import MqttUrl
+from core.broker import MosquittoProcess
+from core.urls import MqttUrl
 from ingest.decode import DecodePolicy, MessageDecoder
 from ingest.mqtt import MqttOptions, MqttSource
 from ingest.paho_client import BUFFER_BYTES, READ_BUDGET

@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 from conftest import ADMIN_URL
 
-from citytel.scratch_database import create_database, drop_database
 from ingest.maintenance import maintain_partitions
 from schemas.migrate import StorageMode, load_migrations, migrate, migration_status
+from schemas.scratch import create_database, drop_database
 
 
 async def test_migrate_is_idempotent_and_concurrent_safe() -> None:

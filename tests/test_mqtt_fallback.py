@@ -13,7 +13,7 @@ import secrets
 
 from support import wait_until
 
-from citytel.urls import MqttUrl
+from core.urls import MqttUrl
 from ingest.batch import Batch
 from ingest.decode import DecodePolicy, MessageDecoder
 from ingest.mqtt import MqttOptions, MqttSource

@@ -13,8 +13,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from support import publish_all
 
-from citytel.broker import MosquittoProcess
-from citytel.urls import MqttUrl
+from core.broker import MosquittoProcess
+from core.urls import MqttUrl
 from ingest.paho_client import BUFFER_BYTES, BurstReadingClient, MalformedFrameError, Publish
 
 

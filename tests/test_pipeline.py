@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 from support import collector_settings, running_collector, wait_for_count
 
-from citytel.broker import MosquittoProcess
-from citytel.urls import DatabaseUrl
+from core.broker import MosquittoProcess
+from core.urls import DatabaseUrl
 from ingest.registry import upsert_devices
 from schemas.topics import Kind
 from simulators import FaultRates, Fleet, Manifest, SimulationOptions, run_simulation

@@ -24,8 +24,8 @@ from support import (
     wait_for_count,
 )
 
-from citytel.broker import AT_LEAST_ONCE_SETTINGS, MosquittoProcess, free_port
-from citytel.urls import DatabaseUrl
+from core.broker import AT_LEAST_ONCE_SETTINGS, MosquittoProcess, free_port
+from core.urls import DatabaseUrl
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
 COLLECTOR_PASSWORD = "collector-test-secret"

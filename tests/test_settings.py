@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from citytel.errors import ConfigError
-from citytel.settings import (
+from core.errors import ConfigError
+from core.settings import (
     ApiSettings,
     IngestSettings,
     all_env_names,
@@ -131,7 +131,7 @@ def test_cli_every_subcommand_has_help(command: list[str]) -> None:
 
 
 def test_database_url_accepts_a_unix_socket_host_parameter() -> None:
-    from citytel.urls import DatabaseUrl  # noqa: PLC0415
+    from core.urls import DatabaseUrl  # noqa: PLC0415
 
     url = DatabaseUrl("postgresql://postgres:@/citytel?host=/run/pg")
     assert url.with_database("other").url == "postgresql://postgres:@/other?host=/run/pg"

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner, Result
 
-from citytel.broker import MosquittoProcess
 from citytel.cli import app
+from core.broker import MosquittoProcess
 from schemas.registry import Device, PoleFunction, read_devices
 from schemas.topics import Kind
 from simulators import (

@@ -14,7 +14,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
-from citytel.broker import MosquittoProcess
+from core.broker import MosquittoProcess
 from schemas.errors import TopicError
 from schemas.payloads import model_for
 from schemas.topics import parse_topic

@@ -23,11 +23,11 @@ from support import (
 )
 from support import wait_for_count as wait_count
 
-from citytel.broker import MosquittoProcess
-from citytel.scratch_database import create_database, drop_database
-from citytel.urls import DatabaseUrl
+from core.broker import MosquittoProcess
+from core.urls import DatabaseUrl
 from ingest.maintenance import maintain_partitions
 from schemas.migrate import StorageMode, migrate, migration_status, timescale_available
+from schemas.scratch import create_database, drop_database
 
 pytestmark = pytest.mark.timescale
 

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from support import BASE_MS, register_poles
 
-from citytel.urls import DatabaseUrl
+from core.urls import DatabaseUrl
 from ingest.batch import Batch
 from ingest.decode import DecodePolicy, MessageDecoder
 from ingest.isolate import write_batch

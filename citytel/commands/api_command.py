@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from citytel.commands.options import ConfigOption, settings_for
-from citytel.settings import ApiSettings
+from core.settings import ApiSettings
 
 
 def serve(

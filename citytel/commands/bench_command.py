@@ -24,7 +24,7 @@ from bench.fuzz_report import print_fuzz_report
 from bench.ingest import IngestBench, IngestBenchOptions
 from bench.report import evaluate, failed_targets, print_report, write_json
 from citytel.commands.options import run
-from citytel.urls import DatabaseUrl
+from core.urls import DatabaseUrl
 
 _PROTOCOLS = ("5", "3.1.1")
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from citytel.commands.options import ConfigOption
-from citytel.settings import SERVICE_SETTINGS, load_settings, masked_settings
+from core.settings import SERVICE_SETTINGS, load_settings, masked_settings
 
 _SERVICES = {cls.__name__.removesuffix("Settings").lower(): cls for cls in SERVICE_SETTINGS}
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from citytel.commands.options import ConfigOption, settings_for
-from citytel.settings import DashboardSettings
+from core.settings import DashboardSettings
 from dashboards.build import PROVISIONED_DATASOURCE_UID, default_out_dir, write_files
 from dashboards.errors import DashboardError
 from dashboards.push import push_dashboards

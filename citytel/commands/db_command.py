@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from citytel.commands.options import ConfigOption, run, settings_for
-from citytel.settings import DatabaseSettings
+from core.settings import DatabaseSettings
 from schemas.migrate import migrate as apply_migrations
 from schemas.migrate import migration_status
 

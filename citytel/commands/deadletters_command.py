@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from citytel.commands.options import ConfigOption, run, settings_for
-from citytel.settings import IngestSettings
+from core.settings import IngestSettings
 from ingest.batch import REASONS
 from ingest.deadletters import list_dead_letters, replay_dead_letters
 from ingest.decode import DecodePolicy, payload_excerpt

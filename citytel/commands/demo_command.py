@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from citytel.commands.options import ConfigOption, run, settings_for
-from citytel.settings import CommonSettings
+from core.settings import CommonSettings
 
 
 def demo(

@@ -10,7 +10,7 @@ import orjson
 import typer
 
 from citytel.commands.options import ConfigOption, run, settings_for
-from citytel.settings import DatabaseSettings
+from core.settings import DatabaseSettings
 from ingest.errors import RegistryImportError
 from ingest.registry import import_devices_file
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from citytel.commands.options import ConfigOption, run, settings_for
-from citytel.settings import IngestSettings
+from core.settings import IngestSettings
 from ingest.service import run_collector
 
 

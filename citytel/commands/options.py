@@ -9,8 +9,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from citytel.logs import configure_logging
-from citytel.settings import CommonSettings, load_settings
+from core.logs import configure_logging
+from core.settings import CommonSettings, load_settings
 
 T = TypeVar("T")
 S = TypeVar("S", bound=CommonSettings)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from citytel.commands.options import ConfigOption, settings_for
-from citytel.settings import SimulatorSettings
+from core.settings import SimulatorSettings
 from simulators import (
     DEAD_LETTER_REASONS,
     FaultRates,

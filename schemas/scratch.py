@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from citytel.urls import DatabaseUrl
+from core.urls import DatabaseUrl
 from schemas.migrate import StorageChoice, migrate
 
 

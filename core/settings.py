@@ -18,8 +18,8 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from citytel.errors import ConfigError
-from citytel.urls import DatabaseUrl, DatabaseUrlField, MqttUrl, MqttUrlField, is_placeholder
+from core.errors import ConfigError
+from core.urls import DatabaseUrl, DatabaseUrlField, MqttUrl, MqttUrlField, is_placeholder
 
 ENV_PREFIX = "CITYTEL_"
 _FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("citytel_file_values", default=None)
