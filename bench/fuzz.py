@@ -25,13 +25,13 @@ from bench.hostile_inputs import (
     check_decode,
     registry,
 )
-from citytel.scratch_database import scratch_database
-from citytel.urls import DatabaseUrl
+from core.urls import DatabaseUrl
 from ingest.batch import Batch, merge_batch
 from ingest.decode import DecodePolicy, MessageDecoder
 from ingest.isolate import write_batch
 from ingest.writer import BatchWriter
 from schemas.payloads import TELEMETRY_TABLES
+from schemas.scratch import scratch_database
 
 Progress = Callable[[int, int], None]
 

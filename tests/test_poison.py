@@ -20,8 +20,8 @@ from support import (
 )
 
 import ingest.decode
-from citytel.broker import MosquittoProcess
-from citytel.urls import DatabaseUrl
+from core.broker import MosquittoProcess
+from core.urls import DatabaseUrl
 from schemas.topics import Channel, Kind
 
 COUNT_POLE = "SELECT count(*) FROM pole_telemetry"
