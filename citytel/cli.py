@@ -16,6 +16,7 @@ from citytel.commands import (
     demo_command,
     devices_command,
     ingest_command,
+    rollups_command,
     schemas_command,
     simulate_command,
 )
@@ -37,6 +38,7 @@ for module in (
     db_command,
     devices_command,
     deadletters_command,
+    rollups_command,
     dashboards_command,
     schemas_command,
     config_command,

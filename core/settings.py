@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -95,8 +96,26 @@ class DatabaseSettings(CommonSettings):
     """Storage: used by ``db migrate``, ``db status`` and the collector's maintenance."""
 
     retention_days: Annotated[int, Field(ge=1, le=36500)] = 90
+    rollup_retention_days: Annotated[int, Field(ge=1, le=36500)] = Field(
+        default=1825, description="keep hourly and daily rollups this long (15-minute: as raw)"
+    )
+    rollup_timezone: str = Field(
+        default="Asia/Shanghai",
+        description="time zone of the daily rollups; fixed by the migration that creates them",
+    )
     storage: Literal["auto", "postgres", "timescale"] = "auto"
     partitions_ahead_days: Annotated[int, Field(ge=1, le=60)] = 3
+
+    @field_validator("rollup_timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name, e.g. Asia/Shanghai)"
+            ) from exc
+        return value
 
 
 def default_client_id() -> str:
@@ -129,6 +148,9 @@ class IngestSettings(DatabaseSettings):
     ingest_maintenance_interval_s: Annotated[float, Field(gt=0)] = 3600.0
     ingest_keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 60
     ingest_last_seen_flush_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    ingest_rollup_refresh_s: Annotated[float, Field(ge=0, le=86400)] = Field(
+        default=60.0, description="refresh the rollups this often (0: never, e.g. a second host)"
+    )
 
 
 class ApiSettings(CommonSettings):

@@ -120,7 +120,7 @@ registered AS (
     WHERE kind = 'signal' AND city IN ($city)
 )
 SELECT l.bucket AS time,
-       round(100.0 * count(*) FILTER (WHERE citytel_is_intelligent_timing(l.mode))
+       round(100.0 * count(*) FILTER (WHERE citytel_is_intelligent_timing(l.mode, '*'))
              / nullif(r.intersections, 0), 2) AS "coverage %"
 FROM last_mode l
 CROSS JOIN registered r

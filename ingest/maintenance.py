@@ -1,7 +1,5 @@
-"""Storage upkeep on plain PostgreSQL: partitions ahead, retention behind.
-
-On TimescaleDB the extension's own policies do this; the task then does nothing.
-"""
+"""Storage upkeep: partitions ahead and retention behind on plain PostgreSQL (on
+TimescaleDB the extension's policies do that), and rollup retention in both modes."""
 
 from __future__ import annotations
 
@@ -12,6 +10,8 @@ import asyncpg
 
 from schemas.migrate import StorageMode, read_storage_mode
 from schemas.payloads import TELEMETRY_TABLES
+from schemas.rollups import area_name, rollup_name
+from schemas.topics import Kind
 
 logger = logging.getLogger(__name__)
 
@@ -45,3 +45,34 @@ async def maintain_partitions(
             retention_days,
         )
     return created, dropped
+
+
+async def prune_rollups(
+    conn: asyncpg.Connection, *, retention_days: int, rollup_retention_days: int
+) -> int:
+    """Delete rollup rows past their retention; returns how many.
+
+    15-minute rollups go with raw data (``retention_days``), hourly and daily ones after
+    ``rollup_retention_days``. On TimescaleDB the per-device rollups have retention
+    policies; the area rollups, the daily coverage and the duplicate log are plain tables
+    in both modes and are pruned here.
+    """
+    now = datetime.now(UTC)
+    raw_cutoff = now - timedelta(days=retention_days)
+    kept_cutoff = now - timedelta(days=rollup_retention_days)
+    plain = await read_storage_mode(conn) is StorageMode.POSTGRES
+    targets: list[tuple[str, str, datetime]] = [("ingest_duplicates", "hour", raw_cutoff)]
+    targets.append(("signal_coverage_1d", "bucket", kept_cutoff))
+    for kind in Kind:
+        targets.append((area_name(kind, "15m"), "bucket", raw_cutoff))
+        targets.append((area_name(kind, "1h"), "bucket", kept_cutoff))
+        if plain:
+            targets.append((rollup_name(kind, "15m"), "bucket", raw_cutoff))
+            targets += [(rollup_name(kind, lvl), "bucket", kept_cutoff) for lvl in ("1h", "1d")]
+    deleted = 0
+    for table, column, cutoff in targets:
+        status = await conn.execute(f"DELETE FROM {table} WHERE {column} < $1", cutoff)
+        deleted += int(status.rsplit(" ", 1)[-1])
+    if deleted:
+        logger.info("rollups: %d rows past retention deleted", deleted)
+    return deleted

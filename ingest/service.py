@@ -16,10 +16,10 @@ from ingest.batch import Batch, keep_newest
 from ingest.decode import DecodePolicy, MessageDecoder
 from ingest.errors import DatabaseUnavailableError, IngestError
 from ingest.isolate import write_batch
-from ingest.maintenance import maintain_partitions
 from ingest.metrics import CollectorMetrics, count_label, serve_metrics
 from ingest.mqtt import MqttOptions, MqttSource
 from ingest.registry import RegisteredDevice, load_registry
+from ingest.upkeep import upkeep_tasks
 from ingest.writer import (
     CONFLICTS,
     RETRYABLE,
@@ -77,7 +77,7 @@ class Collector:
                 self.metrics, self.settings.ingest_metrics_host, self.settings.ingest_metrics_port
             )
         tasks = [
-            asyncio.create_task(self._maintain_forever(), name="maintenance"),
+            *upkeep_tasks(self.settings),
             asyncio.create_task(self._write_last_seen_forever(), name="last-seen"),
         ]
         source.start()
@@ -274,24 +274,6 @@ class Collector:
         m.dead_letter_duplicates += result.dead_letter_duplicates
         for (kind, field), n in batch.unknown_fields.items():
             count_label(m.unknown_fields, f"{kind}:{field}", n)
-
-    async def _maintain_forever(self) -> None:
-        while True:
-            try:
-                conn = await asyncpg.connect(str(self.settings.require_database_url()), timeout=10)
-                try:
-                    await maintain_partitions(
-                        conn,
-                        ahead_days=self.settings.partitions_ahead_days,
-                        retention_days=self.settings.retention_days,
-                    )
-                finally:
-                    await conn.close()
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-                logger.warning("partition maintenance failed (%s); will retry", exc)
-                await asyncio.sleep(min(60.0, self.settings.ingest_maintenance_interval_s))
-                continue
-            await asyncio.sleep(self.settings.ingest_maintenance_interval_s)
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

@@ -13,7 +13,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -159,6 +160,8 @@ class BatchWriter:
                         key="(device_id, ts, type, code)",
                         result=result,
                     )
+                if committed:
+                    await _log_rollup_buckets(conn, batch)
                 if batch.refusals:
                     await self._write_refusals(conn, batch.refusals, result)
                 await self._write_device_state(conn, batch)
@@ -229,25 +232,20 @@ class BatchWriter:
     ) -> None:
         stage = _stage(table)
         await conn.copy_records_to_table(stage, records=rows, columns=list(columns))
-        column_list = ", ".join(columns)
-        statement = (
-            f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {stage}"
-            # Key order: two collectors inserting the same keys wait for each other in the
-            # same order instead of deadlocking.
-            f" ORDER BY {key.strip('()')} ON CONFLICT {key} DO NOTHING"
+        inserted = await self._insert_creating_partitions(
+            conn, table, stage, _staged_insert(table, stage, columns, key)
         )
-        status = await self._insert_creating_partitions(conn, table, stage, statement)
         _add(result.staged, table, len(rows))
-        _add(result.inserted, table, int(status.rsplit(" ", 1)[-1]))
+        _add(result.inserted, table, inserted)
 
     @staticmethod
     async def _insert_creating_partitions(
         conn: asyncpg.Connection, table: str, stage: str, statement: str
-    ) -> str:
+    ) -> int:
         """Insert; if a row's day has no partition yet (plain PostgreSQL), create it and retry."""
         try:
             async with conn.transaction():
-                return str(await conn.execute(statement))
+                return int(await conn.fetchval(statement))
         except asyncpg.exceptions.CheckViolationError as exc:
             if "no partition" not in str(exc):
                 raise
@@ -256,7 +254,7 @@ class BatchWriter:
             f" ARRAY(SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date FROM {stage}))"
         )
         logger.info("created %s partition(s) of %s for incoming rows", created, table)
-        return str(await conn.execute(statement))
+        return int(await conn.fetchval(statement))
 
     async def _write_refusals(
         self, conn: asyncpg.Connection, refusals: list[Refusal], result: WriteResult
@@ -313,6 +311,62 @@ class BatchWriter:
             [f for _, f in keys],
             [batch.unknown_fields[k] for k in keys],
         )
+
+
+async def _log_rollup_buckets(conn: asyncpg.Connection, batch: Batch) -> None:
+    """Tell the rollup refresher which 15-minute buckets got rows (in the batch's transaction)."""
+    kinds: list[str] = []
+    buckets: list[datetime] = []
+    for kind, rows in batch.telemetry.items():
+        if rows:
+            starts = bucket_starts_15m(rows)
+            kinds += [str(kind)] * len(starts)
+            buckets += starts
+    await conn.execute(
+        "INSERT INTO rollup_invalidations (kind, bucket)"
+        " SELECT * FROM unnest($1::text[], $2::timestamptz[])",
+        kinds,
+        buckets,
+    )
+
+
+def _staged_insert(table: str, stage: str, columns: Sequence[str], key: str) -> str:
+    """Staged rows into ``table``, new keys only; per device, the repeats go to
+    ``ingest_duplicates`` (for feed health). Returns the number inserted."""
+    column_list = ", ".join(columns)
+    return (
+        f"WITH inserted AS (INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {stage}"
+        # Key order: two collectors inserting the same keys wait for each other in the
+        # same order instead of deadlocking.
+        f" ORDER BY {key.strip('()')} ON CONFLICT {key} DO NOTHING RETURNING device_id),"
+        " kept AS (SELECT device_id, count(*) AS n FROM inserted GROUP BY device_id),"
+        f" offered AS (SELECT device_id, count(*) AS n FROM {stage} GROUP BY device_id),"
+        " logged AS (INSERT INTO ingest_duplicates (device_id, hour, duplicates)"
+        " SELECT o.device_id, date_trunc('hour', now()), o.n - coalesce(k.n, 0)"
+        " FROM offered o LEFT JOIN kept k ON k.device_id = o.device_id"
+        " WHERE o.n > coalesce(k.n, 0))"
+        " SELECT coalesce(sum(n), 0) FROM kept"
+    )
+
+
+def bucket_starts_15m(rows: Sequence[tuple[Any, ...]]) -> list[datetime]:
+    """The 15-minute buckets the rows' ``ts`` (column 1) fall in, for the rollup log.
+
+    Most batches span a few seconds: min and max give the answer without a per-row step.
+    """
+    stamps = list(map(_ts, rows))
+    first, last = _bucket_15m(min(stamps)), _bucket_15m(max(stamps))
+    if last - first <= _BUCKET_15M:
+        return [first] if first == last else [first, last]
+    return sorted({_bucket_15m(ts) for ts in stamps})
+
+
+_ts = itemgetter(1)
+_BUCKET_15M = timedelta(minutes=15)
+
+
+def _bucket_15m(ts: datetime) -> datetime:
+    return datetime.fromtimestamp(ts.timestamp() // 900 * 900, UTC)
 
 
 async def write_last_seen(conn: asyncpg.Connection, seen: dict[str, datetime]) -> None:

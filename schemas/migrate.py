@@ -19,6 +19,8 @@ from typing import Literal
 import asyncpg
 
 from schemas.errors import MigrationError
+from schemas.payloads import TELEMETRY_TABLES
+from schemas.topics import Kind
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ class MigrationStatus:
     server_version: str = ""
     timescale_version: str | None = None
     retention_days: int | None = None
+    rollup_retention_days: int | None = None
+    rollup_timezone: str | None = None
 
 
 def load_migrations(mode: StorageMode) -> list[Migration]:
@@ -119,22 +123,34 @@ async def _choose_mode(conn: asyncpg.Connection, choice: StorageChoice) -> Stora
     return StorageMode.POSTGRES
 
 
+DEFAULT_ROLLUP_TIMEZONE = "Asia/Shanghai"
+DEFAULT_ROLLUP_RETENTION_DAYS = 1825
+
+
 async def migrate(
     conn: asyncpg.Connection,
     *,
     retention_days: int = 90,
     storage: StorageChoice = "auto",
+    rollup_retention_days: int = DEFAULT_ROLLUP_RETENTION_DAYS,
+    rollup_timezone: str = DEFAULT_ROLLUP_TIMEZONE,
 ) -> list[Migration]:
-    """Apply pending migrations; return the ones applied. Safe to run concurrently."""
+    """Apply pending migrations; return the ones applied. Safe to run concurrently.
+
+    ``rollup_timezone`` (the days of the daily rollups) is fixed by the migration that
+    creates the rollups; later values are ignored (``db status`` shows the one in use).
+    """
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
         await conn.execute(_BOOTSTRAP)
         mode = await _choose_mode(conn, storage)
         await conn.execute(
-            "INSERT INTO citytel_meta (key, value) VALUES ('storage_mode', $1)"
-            " ON CONFLICT (key) DO NOTHING",
+            "INSERT INTO citytel_meta (key, value) VALUES ('storage_mode', $1), "
+            "('rollup_timezone', $2) ON CONFLICT (key) DO NOTHING",
             str(mode),
+            rollup_timezone,
         )
+        zone = await conn.fetchval("SELECT value FROM citytel_meta WHERE key = 'rollup_timezone'")
         applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
         done: list[Migration] = []
         for migration in load_migrations(mode):
@@ -144,8 +160,12 @@ async def migrate(
             try:
                 async with conn.transaction():
                     await conn.execute(
-                        "SELECT set_config('citytel.retention_days', $1, true)",
+                        "SELECT set_config('citytel.retention_days', $1, true),"
+                        " set_config('citytel.rollup_retention_days', $2, true),"
+                        " set_config('citytel.rollup_timezone', $3, true)",
                         str(retention_days),
+                        str(rollup_retention_days),
+                        zone,
                     )
                     await conn.execute(migration.sql)
                     await conn.execute(
@@ -160,30 +180,62 @@ async def migrate(
                     f"migration {migration.version:03d}_{migration.name} failed: {exc}"
                 ) from exc
             done.append(migration)
-        await apply_retention(conn, mode, retention_days)
+        await apply_retention(conn, mode, retention_days, rollup_retention_days)
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
 
 
-async def apply_retention(conn: asyncpg.Connection, mode: StorageMode, retention_days: int) -> None:
-    """Record the retention; on TimescaleDB, (re)set the retention policies to match."""
-    previous = await conn.fetchval("SELECT value FROM citytel_meta WHERE key = 'retention_days'")
-    await conn.execute(
-        "INSERT INTO citytel_meta (key, value) VALUES ('retention_days', $1)"
+async def apply_retention(
+    conn: asyncpg.Connection,
+    mode: StorageMode,
+    retention_days: int,
+    rollup_retention_days: int = DEFAULT_ROLLUP_RETENTION_DAYS,
+) -> None:
+    """Record the retention periods; on TimescaleDB, (re)set the policies to match.
+
+    Raw data and 15-minute rollups are kept ``retention_days``; hourly and daily
+    rollups ``rollup_retention_days``. On plain PostgreSQL the collector's maintenance
+    applies them (ingest/maintenance.py).
+    """
+    previous = {
+        r["key"]: r["value"]
+        for r in await conn.fetch(
+            "SELECT key, value FROM citytel_meta"
+            " WHERE key IN ('retention_days', 'rollup_retention_days')"
+        )
+    }
+    await conn.executemany(
+        "INSERT INTO citytel_meta (key, value) VALUES ($1, $2)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        str(retention_days),
+        [
+            ("retention_days", str(retention_days)),
+            ("rollup_retention_days", str(rollup_retention_days)),
+        ],
     )
-    if mode is StorageMode.TIMESCALE and previous not in (None, str(retention_days)):
-        for table in ("pole_telemetry", "signal_telemetry", "energy_telemetry"):
-            await conn.execute(
-                "SELECT remove_retention_policy($1::regclass, if_exists => true)", table
-            )
-            await conn.execute(
-                "SELECT add_retention_policy($1::regclass, make_interval(days => $2))",
-                table,
-                retention_days,
-            )
+    if mode is not StorageMode.TIMESCALE:
+        return
+    raw_changed = previous.get("retention_days") not in (None, str(retention_days))
+    kept_changed = previous.get("rollup_retention_days") not in (None, str(rollup_retention_days))
+    relations: list[tuple[str, int]] = []
+    if raw_changed:
+        relations += [(t, retention_days) for t in TELEMETRY_TABLES.values()]
+        relations += [(f"{k}_rollup_15m", retention_days) for k in Kind]
+    if kept_changed:
+        relations += [
+            (f"{k}_rollup_{level}", rollup_retention_days) for k in Kind for level in ("1h", "1d")
+        ]
+    for relation, days in relations:
+        if await conn.fetchval("SELECT to_regclass($1)", relation) is None:
+            continue
+        await conn.execute(
+            "SELECT remove_retention_policy($1::regclass, if_exists => true)", relation
+        )
+        await conn.execute(
+            "SELECT add_retention_policy($1::regclass, make_interval(days => $2))",
+            relation,
+            days,
+        )
 
 
 async def migration_status(conn: asyncpg.Connection) -> MigrationStatus:
@@ -207,6 +259,9 @@ async def migration_status(conn: asyncpg.Connection) -> MigrationStatus:
             status.pending.append((migration.version, migration.name))
         elif row["checksum"] != migration.checksum:
             status.changed.append((migration.version, migration.name))
-    retention = await conn.fetchval("SELECT value FROM citytel_meta WHERE key = 'retention_days'")
-    status.retention_days = int(retention) if retention else None
+    meta = {r["key"]: r["value"] for r in await conn.fetch("SELECT key, value FROM citytel_meta")}
+    status.retention_days = int(meta["retention_days"]) if "retention_days" in meta else None
+    kept = meta.get("rollup_retention_days")
+    status.rollup_retention_days = int(kept) if kept else None
+    status.rollup_timezone = meta.get("rollup_timezone")
     return status

@@ -16,7 +16,9 @@ from api.main import create_app
 from core.broker import MosquittoProcess, start_mosquitto
 from core.settings import ApiSettings
 from core.urls import DatabaseUrl
+from schemas.rollups import AREA_LEVELS, LEVELS, area_name, rollup_name
 from schemas.scratch import scratch_database
+from schemas.topics import Kind
 
 ADMIN_URL = DatabaseUrl(
     os.environ.get("CITYTEL_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -24,16 +26,32 @@ ADMIN_URL = DatabaseUrl(
 # A server with TimescaleDB preloaded, when one is available (see docs/development.md).
 TIMESCALE_ADMIN_URL = os.environ.get("CITYTEL_TEST_TIMESCALE_URL")
 
-TRUNCATE = """
-TRUNCATE pole_telemetry, signal_telemetry, energy_telemetry, device_events, device_status,
-         devices, dead_letters, unknown_fields
-"""
+# Everything data-bearing; the catalogue, the targets and the city settings keep their seeds.
+TRUNCATE = "TRUNCATE " + ", ".join(
+    [
+        "pole_telemetry, signal_telemetry, energy_telemetry, device_events, device_status",
+        "devices, dead_letters, unknown_fields, rollup_invalidations, rollup_rebuilds",
+        "ingest_duplicates, signal_coverage_1d",
+        *(rollup_name(kind, level) for kind in Kind for level in LEVELS),
+        *(area_name(kind, level) for kind in Kind for level in AREA_LEVELS),
+    ]
+)
+
+
+# Tables the migrations seed: each test starts from the seeds (a test may edit them).
+SEEDED = ("city_settings", "indicator_targets")
 
 
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[DatabaseUrl]:
     """A fresh database for the session, migrated on plain PostgreSQL storage."""
     async with scratch_database(ADMIN_URL, "citytel_test") as url:
+        conn = await asyncpg.connect(str(url))
+        try:
+            for table in SEEDED:
+                await conn.execute(f"CREATE TABLE test_seed_{table} AS SELECT * FROM {table}")
+        finally:
+            await conn.close()
         yield url
 
 
@@ -41,6 +59,8 @@ async def database_url() -> AsyncIterator[DatabaseUrl]:
 async def db(database_url: DatabaseUrl) -> AsyncIterator[asyncpg.Connection]:
     """A connection to the session database, with every table emptied first."""
     conn = await asyncpg.connect(str(database_url))
+    for table in SEEDED:
+        await conn.execute(f"TRUNCATE {table}; INSERT INTO {table} SELECT * FROM test_seed_{table}")
     await conn.execute(TRUNCATE)
     try:
         yield conn

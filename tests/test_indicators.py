@@ -93,7 +93,7 @@ async def add_energy(db: asyncpg.Connection, device_id: str, *, age_s: float, **
     [
         ("adaptive", True),
         ("coordinated", True),
-        ("actuated", False),
+        ("actuated", True),  # GB/T 20999 vehicle-actuated control counts by default
         ("fixed_time", False),
         ("manual", False),
         ("flash", False),
@@ -101,10 +101,21 @@ async def add_energy(db: asyncpg.Connection, device_id: str, *, age_s: float, **
         ("off", False),
     ],
 )
-async def test_is_intelligent_timing_only_adaptive_and_coordinated(
+async def test_is_intelligent_timing_follows_the_default_set(
     db: asyncpg.Connection, mode: str, intelligent: bool
 ) -> None:
-    assert await db.fetchval("SELECT citytel_is_intelligent_timing($1)", mode) is intelligent
+    sql = "SELECT citytel_is_intelligent_timing($1, $2)"
+    assert await db.fetchval(sql, mode, "a-city-without-settings") is intelligent
+
+
+async def test_is_intelligent_timing_follows_the_city_set(tx: asyncpg.Connection) -> None:
+    await tx.execute(
+        "INSERT INTO city_settings (city, intelligent_modes) VALUES ('strict', '{adaptive}')"
+    )
+    sql = "SELECT citytel_is_intelligent_timing($1, $2)"
+    assert await tx.fetchval(sql, "adaptive", "strict") is True
+    assert await tx.fetchval(sql, "actuated", "strict") is False
+    assert await tx.fetchval(sql, "actuated", "jinan") is True
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import orjson
+import plan_scenario
 import pytest
 from conftest import ADMIN_URL, TIMESCALE_ADMIN_URL
 from support import (
@@ -26,6 +28,7 @@ from support import wait_for_count as wait_count
 from core.broker import MosquittoProcess
 from core.urls import DatabaseUrl
 from ingest.maintenance import maintain_partitions
+from ingest.rollups import RollupRefresher
 from schemas.migrate import StorageMode, migrate, migration_status, timescale_available
 from schemas.scratch import create_database, drop_database
 
@@ -73,7 +76,7 @@ async def tsdb(timescale_url: DatabaseUrl) -> AsyncIterator[asyncpg.Connection]:
     # Run policies by hand only: pause their schedules so the scheduler cannot race us.
     await conn.execute(
         "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
-        " WHERE hypertable_name LIKE '%_telemetry'"
+        " WHERE job_id >= 1000"  # every policy of ours (the extension's own jobs are below)
     )
     try:
         yield conn
@@ -99,6 +102,7 @@ async def test_timescale_migration_makes_hypertables_with_policies(
     assert status.storage_mode is StorageMode.TIMESCALE and not status.pending
     dims = await tsdb.fetch(
         "SELECT hypertable_name, time_interval FROM timescaledb_information.dimensions"
+        " WHERE hypertable_name LIKE '%_telemetry'"  # not the rollups' own hypertables
     )
     assert {(r["hypertable_name"], r["time_interval"]) for r in dims} == {
         (f"{k}_telemetry", timedelta(days=1)) for k in ("pole", "signal", "energy")
@@ -174,3 +178,100 @@ async def test_timescale_ingest_dedups_into_compressed_chunks_and_retention_drop
         assert await tsdb.fetchval("SELECT count(*) FROM pole_telemetry") == 50
     finally:
         await migrate(tsdb, retention_days=90)
+
+
+# --- rollups ----------------------------------------------------------------------------------
+
+
+async def _columns(conn: asyncpg.Connection) -> dict[str, list[tuple[str, str]]]:
+    rows = await conn.fetch(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND (table_name LIKE '%\\_rollup\\_%'"
+        " OR table_name LIKE '%\\_area\\_%') ORDER BY table_name, ordinal_position"
+    )
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for row in rows:
+        columns.setdefault(row["table_name"], []).append((row["column_name"], row["data_type"]))
+    return columns
+
+
+async def test_rollups_have_the_same_names_and_columns_in_both_modes(
+    tsdb: asyncpg.Connection, db: asyncpg.Connection
+) -> None:
+    timescale, postgres = await _columns(tsdb), await _columns(db)
+    assert len(postgres) == 15  # 9 per-device rollups, 6 area rollups
+    assert timescale == postgres
+    caggs = await tsdb.fetch(
+        "SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY 1"
+    )
+    assert [r["view_name"] for r in caggs] == sorted(
+        f"{kind}_rollup_{level}"
+        for kind in ("pole", "signal", "energy")
+        for level in ("15m", "1h", "1d")
+    )
+
+
+async def test_timescale_rollups_give_the_hand_computed_indicators(
+    tsdb: asyncpg.Connection, timescale_url: DatabaseUrl, city: str
+) -> None:
+    await plan_scenario.register(tsdb, city)
+    await plan_scenario.store(tsdb, str(timescale_url), plan_scenario.messages(city))
+    report = await RollupRefresher().refresh(tsdb)
+    assert report.log_rows > 0
+    day1, end = plan_scenario.DAY1, plan_scenario.END
+
+    async def points(name: str) -> list[tuple[float, float, float]]:
+        rows = await tsdb.fetch(
+            "SELECT value, numerator, denominator"
+            " FROM citytel_indicator($1, $2::text, 'north', $3, $4)",
+            name,
+            city,
+            day1,
+            end,
+        )
+        return [tuple(r) for r in rows]
+
+    assert await points("signal_timing_coverage") == [(0.5, 2, 4), (0.25, 1, 4), (0.375, 3, 8)]
+    assert await points("pole_online_rate") == [(0.5, 144, 288), (0.25, 72, 288), (0.375, 216, 576)]
+    self_consumption = await points("energy_self_consumption")
+    assert self_consumption[0] == (0.75, 120, 160)
+
+    # Late data: the collector's log makes the refresher recompute the aggregates' bucket.
+    late_ts = int((day1 + timedelta(hours=3)).timestamp() * 1000)
+    s4 = plan_scenario.device(city, "s4")
+    late = [
+        (
+            f"citytel/v1/{city}/signal/{s4}/telemetry",
+            orjson.dumps({"ts": late_ts, "mode": "adaptive"}),
+        )
+    ]
+    await plan_scenario.store(tsdb, str(timescale_url), iter(late))
+    await RollupRefresher().refresh(tsdb)
+    assert (await points("signal_timing_coverage"))[0] == (0.75, 3, 4)
+    assert (
+        await tsdb.fetchval(
+            "SELECT adaptive_samples FROM signal_rollup_1d WHERE device_id = $1", s4
+        )
+        == 1
+    )
+
+
+async def test_timescale_rollup_policies_run(tsdb: asyncpg.Connection) -> None:
+    jobs = await tsdb.fetch(
+        "SELECT job_id, proc_name FROM timescaledb_information.jobs"
+        " WHERE hypertable_name = 'pole_rollup_15m' ORDER BY proc_name"
+    )
+    assert [r["proc_name"] for r in jobs] == [
+        "policy_refresh_continuous_aggregate",
+        "policy_retention",
+    ]
+    started = await tsdb.fetchval("SELECT clock_timestamp()")
+    for job in jobs:
+        await tsdb.execute(f"CALL run_job({job['job_id']})")
+    errors = await tsdb.fetchval(
+        "SELECT count(*) FROM timescaledb_information.job_errors"
+        " WHERE job_id = ANY($1::int[]) AND start_time >= $2",  # not a scheduler run before
+        [j["job_id"] for j in jobs],
+        started,
+    )
+    assert errors == 0, await tsdb.fetch("SELECT * FROM timescaledb_information.job_errors")

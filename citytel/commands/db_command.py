@@ -43,7 +43,11 @@ def migrate(
         conn = await _connect(settings)
         try:
             applied = await apply_migrations(
-                conn, retention_days=settings.retention_days, storage=settings.storage
+                conn,
+                retention_days=settings.retention_days,
+                storage=settings.storage,
+                rollup_retention_days=settings.rollup_retention_days,
+                rollup_timezone=settings.rollup_timezone,
             )
             status = await migration_status(conn)
         finally:
@@ -76,7 +80,11 @@ def status(config: ConfigOption = None) -> None:
         console.print(f"server: PostgreSQL {st.server_version}")
         console.print(f"storage: {mode}" + (f" ({detail})" if detail else ""))
         if st.retention_days:
-            console.print(f"retention: {st.retention_days} days")
+            console.print(
+                f"retention: raw and 15-minute rollups {st.retention_days} days, hourly and"
+                f" daily rollups {st.rollup_retention_days} days; daily rollups in"
+                f" {st.rollup_timezone}"
+            )
         for version, name in st.applied:
             console.print(f"  applied  {version:03d}_{name}")
         for version, name in st.pending:
