@@ -1,16 +1,21 @@
-"""The production broker set-up, for real: TLS, the password file made by
-``deploy/mosquitto/make-passwd.sh``, and the ACL in ``deploy/mosquitto/acl``."""
+"""The production broker set-up, for real: TLS, the password file and ACL made by
+``deploy/mosquitto/make-passwd.sh`` (with and without fleet credentials), the compose
+health check, and the packet size limit of ``deploy/mosquitto/mosquitto.conf``."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import paho.mqtt.client as paho
 import pytest
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from support import (
     BASE_MS,
     collector_settings,
@@ -24,7 +29,11 @@ from support import (
 )
 
 from core.broker import BrokerAccess, MosquittoProcess, start_mosquitto
+from core.settings import IngestSettings
 from core.urls import DatabaseUrl
+from ingest.credentials import write_credentials
+from ingest.registry import RegisteredDevice
+from schemas.topics import Kind
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
 COLLECTOR_PASSWORD = "collector-test-secret"
@@ -107,3 +116,98 @@ def test_secure_broker_refuses_anonymous_and_wrong_passwords(
         secure_broker.url_for("collector", COLLECTOR_PASSWORD, tls=True), ca_file=ca
     )
     assert accepted is not None and not accepted.is_failure
+
+
+def _compose_health_check() -> str:
+    compose = yaml.safe_load((DEPLOY.parent.parent / "docker-compose.yml").read_text())
+    kind, command = compose["services"]["mosquitto"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    return command.replace("$$", "$")  # compose's escape for a literal $
+
+
+def test_compose_provisioning_with_fleet_credentials(tmp_path: Path) -> None:
+    """make-passwd.sh as mqtt-passwd runs it, with `devices credentials` output in the
+    fleet folder: the devices' accounts and ACL come from there, the service accounts from
+    .env, and the broker's health check passes with the fleet ACL."""
+    fleet = tmp_path / "fleet"
+    write_credentials(fleet, {"pole-7": RegisteredDevice(Kind.POLE, "jinan")})
+    auth = tmp_path / "auth"
+    env = {
+        **os.environ,
+        "MQTT_PASSWD_FILE": str(auth / "passwd"),
+        "MQTT_ACL_FILE": str(auth / "acl"),
+        "MQTT_DEFAULT_ACL": str(DEPLOY / "acl"),
+        "MQTT_FLEET_DIR": str(fleet),
+        "MQTT_COLLECTOR_PASSWORD": COLLECTOR_PASSWORD,
+        "MQTT_SIMULATOR_PASSWORD": SIMULATOR_PASSWORD,
+    }
+    _run("sh", str(DEPLOY / "make-passwd.sh"), env=env)
+    assert (auth / "acl").read_text() == (fleet / "acl").read_text()
+    broker = start_mosquitto(
+        tmp_path / "broker", access=BrokerAccess(auth / "passwd", auth / "acl")
+    )
+    try:
+        device_password = (fleet / "devices.csv").read_text().splitlines()[1].split(",")[1]
+        fleet_collector = (fleet / "collectors.csv").read_text().splitlines()[1].split(",")[1]
+        for url, accepted in (
+            (broker.url_for("pole-7", device_password), True),
+            (broker.url_for("collector", COLLECTOR_PASSWORD), True),  # .env wins
+            (broker.url_for("collector", fleet_collector), False),
+        ):
+            code = connect_result(url)
+            assert code is not None and code.is_failure is not accepted, (url, code)
+        check = _compose_health_check().replace("-h 127.0.0.1", f"-h 127.0.0.1 -p {broker.port}")
+        healthy = subprocess.run(
+            ["sh", "-c", check],
+            env={"MQTT_COLLECTOR_PASSWORD": COLLECTOR_PASSWORD, "PATH": os.environ["PATH"]},
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert healthy.returncode == 0, healthy.stderr
+    finally:
+        broker.stop()
+
+
+def _hung_up_on(port: int, topic: str, payload: bytes) -> bool:
+    """Publish with MQTT 3.1.1 (which has no way to learn the limit); did the broker hang up?"""
+    gone: list[object] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv311)
+    client.on_disconnect = lambda *args: gone.append(args[3])
+    client.connect("127.0.0.1", port)
+    client.publish(topic, payload, qos=1)
+    deadline = time.monotonic() + 5
+    while not gone and time.monotonic() < deadline:
+        client.loop(timeout=0.05)  # no network thread, so no reconnect and no resend
+    return bool(gone)
+
+
+def test_production_packet_limit_passes_the_largest_payload_and_stops_bigger(
+    tmp_path: Path,
+) -> None:
+    """With deploy/mosquitto's max_packet_size, a payload at the collector's limit arrives
+    and a larger packet never reaches a subscriber."""
+    conf = (DEPLOY / "mosquitto.conf").read_text().splitlines()
+    limit = next(line for line in conf if line.startswith("max_packet_size "))
+    largest = IngestSettings.model_fields["ingest_max_payload_bytes"].default
+    broker = start_mosquitto(tmp_path / "broker", extra_config=limit + "\n")
+    received: list[int] = []
+    subscriber = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    subscriber.on_message = lambda *args: received.append(len(args[2].payload))
+    try:
+        subscriber.connect("127.0.0.1", broker.port)
+        subscriber.loop_start()
+        subscriber.subscribe("citytel/v1/#", qos=1)
+        time.sleep(0.2)
+        topic = "citytel/v1/jinan/pole/p-1/telemetry"
+        publish_all(broker.url, [(topic, b"x" * largest)])
+        assert _hung_up_on(broker.port, topic, b"x" * (largest + 8192))
+        publish_all(broker.url, [(topic, b"after")])
+        deadline = time.monotonic() + 5
+        while len(received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        subscriber.disconnect()
+        subscriber.loop_stop()
+        broker.stop()
+    assert received == [largest, len(b"after")]
