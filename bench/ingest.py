@@ -241,6 +241,8 @@ class IngestBench:
             "CITYTEL_INGEST_CLIENT_ID": f"bench-collector-{count}-{index}",
             "CITYTEL_INGEST_PROTOCOL": protocol,
             "CITYTEL_LOG_LEVEL": "WARNING",
+            # The probe device sends every 50th message, thousands a second: no limit here.
+            "CITYTEL_INGEST_RATE_LIMIT_PER_S": "0",
         }
         port = free_port()
         env["CITYTEL_INGEST_METRICS_PORT"] = str(port)
