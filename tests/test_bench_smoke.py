@@ -67,12 +67,18 @@ def test_bench_ingest_writes_every_section_with_sane_numbers(tmp_path: Path) -> 
         assert section["rate"] > 0, name
         assert len(section["runs"]) == 2 and section["rate"] == min(section["runs"]), name
         assert section["send_rate"] > 0, name
+        # The busy share of the ticks /proc/stat counted during the run, times the CPUs:
+        # at most 100 % x CPUs by construction (no slack needed; it was wall-clock based).
         machine = section["machine_cpu_pct"]
-        assert 0 < machine <= 100 * (os.cpu_count() or 1) + 5, name
+        assert 0 < machine <= 100 * (os.cpu_count() or 1), name
         components = section["components_cpu_pct"]
         assert set(components) == {"broker", "database", "publisher"}, name  # local server
         assert min(components.values()) >= 0, name  # a tiny run may take under a tick
-        assert sum(components.values()) <= machine + 10, name  # a part of the machine's
+        # Not asserted: components <= machine. The machine figure is the kernel's tick
+        # sampling (whoever runs at a tick is charged all of it), the components are each
+        # process's runtime truncated to whole ticks at each reading, over its own
+        # interval; on a run of a fraction of a second with a dozen PostgreSQL processes
+        # the two legitimately differ by more than 10 points (a tick is 10 ms).
         for process in section["processes"]:
             assert 0 < process["cpu_pct"] < 400, name
             assert 10 < process["peak_rss_mb"] < 2000, name
