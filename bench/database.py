@@ -39,6 +39,20 @@ async def bench_database(admin: DatabaseUrl) -> AsyncIterator[DatabaseUrl]:
         yield url
 
 
+@asynccontextmanager
+async def prepared_database(
+    admin: DatabaseUrl, message_set: MessageSet
+) -> AsyncIterator[tuple[DatabaseUrl, asyncpg.Connection]]:
+    """:func:`bench_database` with a connection to it, prepared for ``message_set``."""
+    async with bench_database(admin) as url:
+        conn = await asyncpg.connect(str(url), timeout=10)
+        try:
+            await prepare(conn, message_set)
+            yield url, conn
+        finally:
+            await conn.close()
+
+
 async def prepare(conn: asyncpg.Connection, message_set: MessageSet) -> None:
     """Registry rows, the day partitions the messages need, and the bare pipeline's tables."""
     await conn.copy_records_to_table(

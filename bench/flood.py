@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from bench.database import bench_database, prepare, reset, wait_for_rows
+from bench.database import prepared_database, reset, wait_for_rows
 from bench.errors import BenchError
 from bench.payloads import CITY, MessageSet, generate_messages
 from bench.processes import CollectorProcess
@@ -80,21 +80,16 @@ class FloodBench:
         }
         with tempfile.TemporaryDirectory(prefix="citytel-flood-") as workdir:
             self._workdir = Path(workdir)
-            async with bench_database(options.admin_url) as url:
-                self._db_url = url
-                self._conn = await asyncpg.connect(str(url), timeout=10)
-                try:
-                    await prepare(self._conn, self._set)
-                    await self._conn.execute(
-                        "INSERT INTO devices (device_id, kind, city) VALUES ($1, 'pole', $2)",
-                        FLOOD_DEVICE,
-                        CITY,
-                    )
-                    for scenario in SCENARIOS:
-                        packets = flood if scenario != "valid" else []
-                        results["runs"][scenario] = await self._scenario(scenario, valid, packets)
-                finally:
-                    await self._conn.close()
+            async with prepared_database(options.admin_url, self._set) as (url, conn):
+                self._db_url, self._conn = url, conn
+                await conn.execute(
+                    "INSERT INTO devices (device_id, kind, city) VALUES ($1, 'pole', $2)",
+                    FLOOD_DEVICE,
+                    CITY,
+                )
+                for scenario in SCENARIOS:
+                    packets = flood if scenario != "valid" else []
+                    results["runs"][scenario] = await self._scenario(scenario, valid, packets)
         base = results["runs"]["valid"]["valid_rate"]
         for scenario in SCENARIOS:
             run = results["runs"][scenario]

@@ -28,14 +28,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import orjson
 
-from bench.database import (
-    STALL_S,
-    bench_database,
-    count_rows,
-    prepare,
-    reset,
-    wait_for_rows,
-)
+from bench.database import STALL_S, count_rows, prepared_database, reset, wait_for_rows
 from bench.errors import BenchError
 from bench.latency import ProbeWatch, percentile
 from bench.payloads import CITY, PROBE_DEVICE, MessageSet, check_contract, generate_messages
@@ -116,15 +109,10 @@ class IngestBench:
         results: dict[str, Any] = {"meta": _meta(options), "payloads": payloads, "protocols": {}}
         with tempfile.TemporaryDirectory(prefix="citytel-bench-") as workdir:
             self._workdir = Path(workdir)
-            async with bench_database(options.admin_url) as url:
-                self._db_url = url
-                self._conn = await asyncpg.connect(str(url), timeout=10)
-                try:
-                    await prepare(self._conn, self._set)
-                    for protocol in options.protocols:
-                        results["protocols"][protocol] = await self._run_protocol(protocol)
-                finally:
-                    await self._conn.close()
+            async with prepared_database(options.admin_url, self._set) as (url, conn):
+                self._db_url, self._conn = url, conn
+                for protocol in options.protocols:
+                    results["protocols"][protocol] = await self._run_protocol(protocol)
         return results
 
     def _generate(self) -> dict[str, Any]:

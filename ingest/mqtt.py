@@ -210,14 +210,8 @@ class MqttSource:
             if code.is_failure:
                 logger.error("broker refused subscription %s: %s", self.options.subscription, code)
 
-    def _on_unsubscribe(
-        self,
-        client: paho.Client,
-        userdata: object,
-        mid: int,
-        reason_codes: list[paho.ReasonCode],
-        properties: Properties | None,
-    ) -> None:
+    def _on_unsubscribe(self, *args: object) -> None:
+        """UNSUBACK of a retiring collector: it is out of the group."""
         self.unsubscribed.set()
 
     def _on_publishes(self, publishes: list[Publish]) -> None:
