@@ -101,6 +101,7 @@ def write_credentials(
     rotate: Collection[str] = (),
 ) -> CredentialsReport:
     """Write (or update) the credentials folder ``out``; see the module docstring."""
+    collectors = list(dict.fromkeys(collectors))
     _check_accounts(registry, collectors, rotate)
     _make_private_folder(out)
     hashes = read_password_file(out / PASSWORD_FILE)

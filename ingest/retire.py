@@ -30,6 +30,7 @@ from ingest.service import Collector
 logger = logging.getLogger(__name__)
 
 DEFAULT_QUIET_S = 2.0
+_CONNECT_TIMEOUT_S = 60.0
 _POLL_S = 0.05
 
 
@@ -51,7 +52,8 @@ async def retire_collector(
     settings: IngestSettings, *, quiet_s: float = DEFAULT_QUIET_S, timeout_s: float = 3600.0
 ) -> RetireReport:
     """Drain the collector's session into the database, then end the session."""
-    collector = _RetiringCollector(settings)
+    # Any free metrics port: the retiring process must not clash with collectors that run.
+    collector = _RetiringCollector(settings.model_copy(update={"ingest_metrics_port": 0}))
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop), name="retiring-collector")
     try:
@@ -82,16 +84,21 @@ async def _wait_until_drained(
     collector: Collector, task: asyncio.Task[None], *, quiet_s: float, timeout_s: float
 ) -> None:
     """Until the subscription is left and ``quiet_s`` pass with everything committed."""
-    deadline = time.monotonic() + timeout_s
-    last, since = -1, time.monotonic()
+    started = time.monotonic()
+    last, since = -1, started
+    connecting_since: float | None = None  # the collector waits for the database before
     while True:
         if task.done():
             task.result()
             raise IngestError("the collector stopped while retiring")
         now = time.monotonic()
-        if now > deadline:
-            raise IngestError(f"not drained within {timeout_s:.0f}s; the session is kept")
         source = collector.source
+        if source is not None and not source.connections:
+            connecting_since = connecting_since or now
+            if now - connecting_since > _CONNECT_TIMEOUT_S:
+                raise IngestError(f"no broker connection within {_CONNECT_TIMEOUT_S:.0f}s")
+        if now - started > timeout_s:
+            raise IngestError(f"not drained within {timeout_s:.0f}s; the session is kept")
         if source is not None and source.unsubscribed.is_set():
             received = source.received
             if received != last or collector.metrics.received != received:
