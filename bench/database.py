@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
 
 from bench.baselines import bare_table
+from bench.errors import BenchError
 from bench.payloads import CITY, MessageSet
 from core.urls import DatabaseUrl
 from schemas.payloads import TELEMETRY_TABLES
@@ -18,6 +21,7 @@ from schemas.topics import Kind
 logger = logging.getLogger(__name__)
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+STALL_S = 60.0  # a run whose row count stands still this long has failed
 _EMPTIED = (
     *TELEMETRY_TABLES.values(),
     "device_events",
@@ -33,6 +37,20 @@ async def bench_database(admin: DatabaseUrl) -> AsyncIterator[DatabaseUrl]:
     """A fresh ``citytel_bench_<random>`` database on ``admin``'s server, migrated, then dropped."""
     async with scratch_database(admin, "citytel_bench") as url:
         yield url
+
+
+@asynccontextmanager
+async def prepared_database(
+    admin: DatabaseUrl, message_set: MessageSet
+) -> AsyncIterator[tuple[DatabaseUrl, asyncpg.Connection]]:
+    """:func:`bench_database` with a connection to it, prepared for ``message_set``."""
+    async with bench_database(admin) as url:
+        conn = await asyncpg.connect(str(url), timeout=10)
+        try:
+            await prepare(conn, message_set)
+            yield url, conn
+        finally:
+            await conn.close()
 
 
 async def prepare(conn: asyncpg.Connection, message_set: MessageSet) -> None:
@@ -66,3 +84,31 @@ async def count_rows(conn: asyncpg.Connection) -> dict[str, int]:
     for table in (*TELEMETRY_TABLES.values(), "dead_letters"):
         counts[table] = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
     return counts
+
+
+async def wait_for_rows(
+    conn: asyncpg.Connection,
+    expected: int,
+    label: str,
+    *,
+    poll_s: float = 0.1,
+    on_poll: Callable[[], None] = lambda: None,
+) -> tuple[float, dict[str, int]]:
+    """Poll until the telemetry tables hold ``expected`` rows.
+
+    Returns when the query that saw the last one was issued, and the counts it saw.
+    ``on_poll`` runs before each query (and may raise to give up).
+    """
+    last, last_change = -1, time.monotonic()
+    while True:
+        on_poll()
+        issued = time.monotonic()
+        rows = await count_rows(conn)
+        stored = sum(n for table, n in rows.items() if table != "dead_letters")
+        if stored >= expected:
+            return issued, rows
+        if stored != last:
+            last, last_change = stored, issued
+        elif issued - last_change > STALL_S:
+            raise BenchError(f"{label}: {stored} of {expected} rows stored, no progress")
+        await asyncio.sleep(poll_s)

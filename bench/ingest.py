@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import orjson
 
-from bench.database import bench_database, count_rows, prepare, reset
+from bench.database import STALL_S, count_rows, prepared_database, reset, wait_for_rows
 from bench.errors import BenchError
 from bench.latency import ProbeWatch, percentile
 from bench.payloads import CITY, PROBE_DEVICE, MessageSet, check_contract, generate_messages
@@ -36,12 +36,15 @@ from bench.processes import (
     BaselineProcess,
     CollectorProcess,
     Subject,
+    TimedReading,
     cpu_seconds,
-    machine_busy_seconds,
+    machine_cpu_pct,
+    machine_sample,
     named_cpu_seconds,
     peak_rss_mb,
 )
 from bench.profile import Profiler
+from bench.report import COMPONENTS
 from bench.sender import RawPublisher, encode_publishes
 from core.broker import MosquittoProcess, free_port, start_mosquitto
 from core.urls import DatabaseUrl
@@ -50,7 +53,6 @@ from schemas.topics import Channel, Kind, build_topic
 
 ProgressCallback = Callable[[str, int, int], None]
 _POLL_S = 0.05
-_STALL_S = 60.0
 _LOCAL_HOSTS = frozenset({None, "", "localhost", "127.0.0.1", "::1"})
 
 
@@ -107,15 +109,10 @@ class IngestBench:
         results: dict[str, Any] = {"meta": _meta(options), "payloads": payloads, "protocols": {}}
         with tempfile.TemporaryDirectory(prefix="citytel-bench-") as workdir:
             self._workdir = Path(workdir)
-            async with bench_database(options.admin_url) as url:
-                self._db_url = url
-                self._conn = await asyncpg.connect(str(url), timeout=10)
-                try:
-                    await prepare(self._conn, self._set)
-                    for protocol in options.protocols:
-                        results["protocols"][protocol] = await self._run_protocol(protocol)
-                finally:
-                    await self._conn.close()
+            async with prepared_database(options.admin_url, self._set) as (url, conn):
+                self._db_url, self._conn = url, conn
+                for protocol in options.protocols:
+                    results["protocols"][protocol] = await self._run_protocol(protocol)
         return results
 
     def _generate(self) -> dict[str, Any]:
@@ -241,6 +238,8 @@ class IngestBench:
             "CITYTEL_INGEST_CLIENT_ID": f"bench-collector-{count}-{index}",
             "CITYTEL_INGEST_PROTOCOL": protocol,
             "CITYTEL_LOG_LEVEL": "WARNING",
+            # The probe device sends every 50th message, thousands a second: no limit here.
+            "CITYTEL_INGEST_RATE_LIMIT_PER_S": "0",
         }
         port = free_port()
         env["CITYTEL_INGEST_METRICS_PORT"] = str(port)
@@ -293,13 +292,13 @@ class IngestBench:
         """First publish to last message finished; with ``rows_expected``, to the last row
         visible in the tables (a collector's counter also counts redelivered messages)."""
         base = [(await s.progress()).count for s in subjects]
-        components = self._components(broker)
-        components_before = {name: read() for name, read in components.items()}
-        cpu_before = [cpu_seconds(s.pid) for s in subjects]
-        machine_before = machine_busy_seconds()
+        # CPU readings, nested: the machine's first and last, each process's inside its
+        # window; each process's % is over the interval between its own two readings.
+        readers = self._cpu_readers(subjects, broker)
+        machine_before = machine_sample()
+        cpu_before = {name: TimedReading.take(read) for name, read in readers.items()}
         publisher = RawPublisher("127.0.0.1", broker.port, "bench-publisher")
         await asyncio.to_thread(publisher.connect)
-        started = time.monotonic()
         try:
             sending = asyncio.ensure_future(
                 asyncio.to_thread(publisher.publish, self._packets, stop=count)
@@ -308,11 +307,9 @@ class IngestBench:
                 subjects, base, count, label, sending=sending, max_s=max_s
             )
             if rows_expected is not None:
-                at = await self._wait_for_rows(rows_expected, label)
-            ended = time.monotonic()
-            cpu_after = [cpu_seconds(s.pid) for s in subjects]
-            machine_after = machine_busy_seconds()
-            components_after = {name: read() for name, read in components.items()}
+                at, _ = await wait_for_rows(self._conn, rows_expected, label)
+            cpu_after = {name: TimedReading.take(read) for name, read in readers.items()}
+            machine_after = machine_sample()
             stats = await sending
         finally:
             await asyncio.to_thread(publisher.close)
@@ -326,27 +323,28 @@ class IngestBench:
             "send_rate": round(stats.send_rate, 1),
             "redelivered": max(0, done - count),
             # Every process on the machine: subject, broker, database, publisher.
-            "machine_cpu_pct": round((machine_after - machine_before) / (ended - started) * 100),
+            "machine_cpu_pct": round(machine_cpu_pct(machine_before, machine_after)),
             # The rest of that: broker, database server (when local), this process.
             "components_cpu_pct": {
-                name: round((components_after[name] - before) / (ended - started) * 100)
-                for name, before in components_before.items()
+                name: round(cpu_before[name].pct_until(cpu_after[name]))
+                for name in readers
+                if name in COMPONENTS
             },
-            "_cpu": [
-                (after - before) / (ended - started) * 100
-                for before, after in zip(cpu_before, cpu_after, strict=True)
-            ],
+            "_cpu": [cpu_before[s.name].pct_until(cpu_after[s.name]) for s in subjects],
         }
 
-    def _components(self, broker: MosquittoProcess) -> dict[str, Callable[[], float]]:
-        """CPU-time readers for what runs beside the subjects."""
-        components: dict[str, Callable[[], float]] = {
-            "broker": functools.partial(cpu_seconds, broker.pid),
+    def _cpu_readers(
+        self, subjects: list[Subject], broker: MosquittoProcess
+    ) -> dict[str, Callable[[], float]]:
+        """CPU-time readers: the subjects, then what runs beside them."""
+        readers: dict[str, Callable[[], float]] = {
+            s.name: functools.partial(cpu_seconds, s.pid) for s in subjects
         }
+        readers["broker"] = functools.partial(cpu_seconds, broker.pid)
         if urlsplit(str(self._db_url)).hostname in _LOCAL_HOSTS:
-            components["database"] = functools.partial(named_cpu_seconds, "postgres")
-        components["publisher"] = functools.partial(cpu_seconds, os.getpid())
-        return components
+            readers["database"] = functools.partial(named_cpu_seconds, "postgres")
+        readers["publisher"] = functools.partial(cpu_seconds, os.getpid())
+        return readers
 
     async def _wait_for(
         self,
@@ -376,25 +374,10 @@ class IngestBench:
                 return total, now, True
             if total != last_total:
                 last_total, last_change = total, now
-            elif now - last_change > _STALL_S:
+            elif now - last_change > STALL_S:
                 logs = "\n".join(f"--- {s.name}\n{s.log_tail()}" for s in subjects)
                 raise BenchError(f"{label}: stuck at {total} of {count} messages\n{logs}")
             await asyncio.sleep(_POLL_S)
-
-    async def _wait_for_rows(self, expected: int, label: str) -> float:
-        """Poll the tables until ``expected`` rows are visible; when the last one was seen."""
-        last, last_change = -1, time.monotonic()
-        while True:
-            issued = time.monotonic()
-            rows = await count_rows(self._conn)
-            stored = sum(n for table, n in rows.items() if table != "dead_letters")
-            if stored >= expected:
-                return issued
-            if stored != last:
-                last, last_change = stored, issued
-            elif issued - last_change > _STALL_S:
-                raise BenchError(f"{label}: {stored} of {expected} rows stored, no progress")
-            await asyncio.sleep(0.1)
 
     async def _check_rows(self, count: int) -> dict[str, Any]:
         rows = await count_rows(self._conn)
@@ -427,7 +410,7 @@ class IngestBench:
         await asyncio.to_thread(publisher.connect)
         try:
             watching = asyncio.ensure_future(
-                watch.run(self._conn, timeout_s=count / rate + _STALL_S)
+                watch.run(self._conn, timeout_s=count / rate + STALL_S)
             )
             sending = asyncio.ensure_future(
                 asyncio.to_thread(publisher.publish, self._packets, stop=count, rate=rate)
@@ -503,7 +486,10 @@ def _meta(options: IngestBenchOptions) -> dict[str, Any]:
             "throughput": "messages / (first PUBLISH written -> last message committed)",
             "latency": "open loop at a fixed rate; probe rows polled every 5 ms; "
             "first poll that sees a row minus its send time (upper bound)",
-            "cpu_pct": "utime+stime from /proc/<pid>/stat over the run / wall time",
+            "cpu_pct": "utime+stime from /proc/<pid>/stat between two readings / the time "
+            "between them",
+            "machine_cpu_pct": "busy share of the /proc/stat ticks counted during the run "
+            "x CPUs (at most 100 x CPUs)",
             "peak_rss_mb": "VmHWM from /proc/<pid>/status",
         },
     }

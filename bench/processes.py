@@ -13,12 +13,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import BenchError
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_SCAN_ATTEMPTS = 5
 _BASELINE_MAIN = "from bench.baselines import main; main()"
 
 
@@ -29,35 +31,95 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
 
 
-def cpu_seconds_with_children(pid: int) -> float:
-    """User + system CPU time of ``pid`` and of its children that have exited."""
+def _children_seconds(pid: int) -> float:
+    """CPU time of ``pid``'s children that have exited and been reaped (cutime + cstime)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / _CLOCK_TICKS  # utime stime cutime cstime
+    return (int(fields[13]) + int(fields[14])) / _CLOCK_TICKS
 
 
 def named_cpu_seconds(name: str) -> float:
     """CPU time of every process called ``name`` (e.g. all of a PostgreSQL server's).
 
     Children's time counts too, so a backend that exits during a run stays counted (in
-    its parent's total).
+    its parent's total). The sum is taken from a consistent scan: a backend that is
+    reaped while /proc is walked would be missed (parent read before, child gone after)
+    or counted twice, and a miss in the first reading of a run would add that backend's
+    whole lifetime to the run. So the scan is repeated until no matched process vanished
+    and no matched parent reaped a child while it ran.
     """
-    total = 0.0
+    for _ in range(_SCAN_ATTEMPTS):
+        own, reaped = _scan(name)
+        try:
+            steady = all(_children_seconds(pid) == t for pid, t in reaped.items())
+        except (FileNotFoundError, ProcessLookupError):
+            steady = False  # a matched process exited meanwhile
+        if steady:
+            break
+    return sum(own.values()) + sum(reaped.values())
+
+
+def _scan(name: str) -> tuple[dict[int, float], dict[int, float]]:
+    """Own CPU time and reaped children's CPU time of each process called ``name``."""
+    own: dict[int, float] = {}
+    reaped: dict[int, float] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             if (proc / "comm").read_text().strip() == name:
-                total += cpu_seconds_with_children(int(proc.name))
+                pid = int(proc.name)
+                own[pid] = cpu_seconds(pid)
+                reaped[pid] = _children_seconds(pid)
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue  # exited meanwhile
-    return total
+    return own, reaped
 
 
-def machine_busy_seconds() -> float:
-    """CPU time all cores spent outside idle and iowait since boot (``/proc/stat``)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / _CLOCK_TICKS
+@dataclass(frozen=True, slots=True)
+class MachineSample:
+    """The first line of ``/proc/stat``: clock ticks of all CPUs since boot."""
+
+    busy: int  # outside idle and iowait
+    total: int  # everything
+    cpus: int
+
+
+def machine_sample() -> MachineSample:
+    lines = Path("/proc/stat").read_text().splitlines()
+    # user nice system idle iowait irq softirq steal (guest time is already in user/nice)
+    fields = [int(v) for v in lines[0].split()[1:9]]
+    total = sum(fields)
+    cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+    return MachineSample(busy=total - fields[3] - fields[4], total=total, cpus=cpus)
+
+
+def machine_cpu_pct(before: MachineSample, after: MachineSample) -> float:
+    """How busy all CPUs were between two samples, in % of one CPU.
+
+    The busy share of the ticks counted meanwhile, times the CPUs: at most 100 % x CPUs
+    by construction, whatever the wall clock did between the readings.
+    """
+    ticks = after.total - before.total
+    return 100.0 * after.cpus * (after.busy - before.busy) / ticks if ticks > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TimedReading:
+    """A cumulative CPU time (s) and when it was read (the middle of the reading)."""
+
+    seconds: float
+    at: float
+
+    @classmethod
+    def take(cls, read: Callable[[], float]) -> TimedReading:
+        started = time.monotonic()
+        seconds = read()
+        return cls(seconds, (started + time.monotonic()) / 2)
+
+    def pct_until(self, later: TimedReading) -> float:
+        """CPU % between this reading and ``later``, over their own interval."""
+        elapsed = later.at - self.at
+        return (later.seconds - self.seconds) / elapsed * 100 if elapsed > 0 else 0.0
 
 
 def peak_rss_mb(pid: int) -> float:

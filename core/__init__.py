@@ -4,4 +4,4 @@ Every other package may import these modules; they import none of ours but each 
 The package itself imports nothing, so ``import core.broker`` stays light.
 """
 
-__all__ = ["broker", "errors", "logs", "settings", "urls"]
+__all__ = ["broker", "broker_auth", "errors", "logs", "settings", "urls"]

@@ -2,7 +2,9 @@
 
 The configuration is the one a production broker needs for at-least-once ingest
 (see docs/broker.md): no cap on queued QoS 1 messages for an absent subscriber, a
-large in-flight window, and persistence in a folder the broker can write.
+large in-flight window, and persistence in a folder the broker can write. With
+:class:`BrokerAccess` it refuses anonymous clients and applies a password file and an
+ACL; with :class:`TlsFiles` it adds a TLS listener, as the production broker does.
 """
 
 from __future__ import annotations
@@ -30,6 +32,36 @@ persistent_client_expiration 14d
 """
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerAccess:
+    """No anonymous clients: accounts from ``password_file``, rights from ``acl_file``."""
+
+    password_file: Path
+    acl_file: Path
+
+    def config_lines(self) -> list[str]:
+        return [
+            "allow_anonymous false",
+            f"password_file {self.password_file}",
+            f"acl_file {self.acl_file}",
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """The server certificate and key of a TLS listener."""
+
+    certfile: Path
+    keyfile: Path
+
+    def listener_lines(self, port: int) -> list[str]:
+        return [
+            f"listener {port} 127.0.0.1",
+            f"certfile {self.certfile}",
+            f"keyfile {self.keyfile}",
+        ]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -50,11 +82,21 @@ class MosquittoProcess:
     data_dir: Path
     extra_config: str = ""
     persistence: bool = True
+    access: BrokerAccess | None = None
+    tls: TlsFiles | None = None
+    tls_port: int | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    def url_for(self, user: str, password: str, *, tls: bool = False) -> str:
+        """The URL of an account, on the TLS listener with ``tls``."""
+        if tls and self.tls_port is None:
+            raise RuntimeError("the broker has no TLS listener")
+        scheme, port = ("mqtts", self.tls_port) if tls else ("mqtt", self.port)
+        return f"{scheme}://{user}:{password}@127.0.0.1:{port}"
 
     @property
     def pid(self) -> int:
@@ -69,8 +111,16 @@ class MosquittoProcess:
     def write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         lines = [
+            # The options below apply to every listener (as in deploy/mosquitto).
+            "per_listener_settings false",
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+        ]
+        if self.tls is not None:
+            if self.tls_port is None:
+                self.tls_port = free_port()
+            lines += self.tls.listener_lines(self.tls_port)
+        lines += self.access.config_lines() if self.access else ["allow_anonymous true"]
+        lines += [
             AT_LEAST_ONCE_SETTINGS,
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.data_dir}/",
@@ -96,7 +146,9 @@ class MosquittoProcess:
                 stderr=log,
                 start_new_session=True,
             )
-        wait_for_port("127.0.0.1", self.port, timeout_s=timeout_s, process=self.process)
+        for port in (self.port, self.tls_port):
+            if port is not None:
+                wait_for_port("127.0.0.1", port, timeout_s=timeout_s, process=self.process)
         return self
 
     def stop(self, *, timeout_s: float = 10.0) -> None:
@@ -133,10 +185,23 @@ def wait_for_port(
 
 
 def start_mosquitto(
-    data_dir: Path, *, port: int | None = None, extra_config: str = ""
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    extra_config: str = "",
+    access: BrokerAccess | None = None,
+    tls: TlsFiles | None = None,
 ) -> MosquittoProcess:
-    """Start a private broker on ``port`` (a free one by default)."""
+    """Start a private broker on ``port`` (a free one by default).
+
+    With ``access``: no anonymous clients, that password file and ACL. With ``tls``: a
+    TLS listener on a free port as well (``tls_port``).
+    """
     broker = MosquittoProcess(
-        port=port or free_port(), data_dir=data_dir, extra_config=extra_config
+        port=port or free_port(),
+        data_dir=data_dir,
+        extra_config=extra_config,
+        access=access,
+        tls=tls,
     )
     return broker.start()

@@ -141,10 +141,14 @@ class IngestSettings(DatabaseSettings):
     ingest_max_payload_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     ingest_max_future_s: Annotated[int, Field(ge=0, le=86400)] = 300
     ingest_unknown_devices: Literal["reject", "register"] = "reject"
-    ingest_rate_limit_per_s: Annotated[float, Field(ge=0)] = 0.0
-    ingest_rate_limit_burst: Annotated[int, Field(ge=1)] = 100
+    # Per device and collector; beyond it messages are `rate_limited` dead letters (they
+    # can be replayed). Far above any device's contract: a report every interval_s (60 s
+    # by default), events, status; a buffer flushed after an outage fits in the burst.
+    # 0 turns it off. docs/ingest.md, "Hostile input".
+    ingest_rate_limit_per_s: Annotated[float, Field(ge=0)] = 50.0
+    ingest_rate_limit_burst: Annotated[int, Field(ge=1)] = 2000
     ingest_metrics_host: str = "127.0.0.1"
-    ingest_metrics_port: Port = 9108
+    ingest_metrics_port: Port = Field(default=9108, description="0: any free port (logged)")
     ingest_maintenance_interval_s: Annotated[float, Field(gt=0)] = 3600.0
     ingest_keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 60
     ingest_last_seen_flush_s: Annotated[float, Field(ge=0, le=60)] = 1.0

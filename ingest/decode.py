@@ -47,7 +47,7 @@ class DecodePolicy:
 
     max_payload_bytes: int = 256 * 1024
     max_future_s: int = 300
-    rate_limit_per_s: float = 0.0
+    rate_limit_per_s: float = 0.0  # off here; the collector's setting turns it on
     rate_limit_burst: int = 100
 
 

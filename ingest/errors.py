@@ -17,3 +17,11 @@ class RegistryImportError(IngestError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__(f"{len(problems)} invalid registry rows")
         self.problems = problems
+
+
+class CredentialsError(IngestError):
+    """Broker credentials cannot be written as asked; ``problems`` names each reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems

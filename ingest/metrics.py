@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import errno
 import logging
 from collections import Counter as _Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
+
+from core.errors import ConfigError
+from core.settings import env_name
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +177,25 @@ async def serve_metrics(metrics: CollectorMetrics, host: str, port: int) -> asyn
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, host, port)
-    logger.info("metrics on http://%s:%s/metrics", host, port)
+    try:
+        server = await asyncio.start_server(handle, host, port)
+    except OSError as exc:
+        raise ConfigError([_listen_problem(host, port, exc)]) from exc
+    bound = server.sockets[0].getsockname()[1]
+    chosen = " (a free port: CITYTEL_INGEST_METRICS_PORT=0)" if port == 0 else ""
+    logger.info("metrics on http://%s:%s/metrics%s", host, bound, chosen)
     return server
+
+
+def _listen_problem(host: str, port: int, exc: OSError) -> str:
+    """One line for the operator: what failed and which setting to change."""
+    setting = env_name("ingest_metrics_port")
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"metrics port {host}:{port} is already in use (another collector on this host?): "
+            f"set {setting} to a free port, or to 0 to pick one"
+        )
+    return (
+        f"cannot serve metrics on {host}:{port} ({exc.strerror or exc}): "
+        f"check {env_name('ingest_metrics_host')} and {setting}"
+    )

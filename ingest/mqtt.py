@@ -51,6 +51,9 @@ class MqttOptions:
     batch_max_messages: int = 5000
     ca_file: Path | None = None
     topic_filter: str = SUBSCRIPTION
+    # Retiring (``citytel collect --retire``): on connecting, leave the subscription
+    # instead of joining it; what the session still holds is delivered all the same.
+    retire: bool = False
 
     @property
     def subscription(self) -> str:
@@ -75,6 +78,8 @@ class MqttSource:
         self._falling_back = False
         self._stopping = False
         self.received = 0
+        self.session_present: bool | None = None
+        self.unsubscribed = threading.Event()  # retiring: the broker confirmed
         self.client = self._make_client()
 
     def _make_client(self) -> BurstReadingClient:
@@ -86,19 +91,13 @@ class MqttSource:
             clean_session=None if v5 else False,
             manual_ack=True,
         )
-        url = self.options.url
-        if url.username:
-            client.username_pw_set(url.username, url.password)
-        if url.tls:
-            client.tls_set(
-                ca_certs=str(self.options.ca_file) if self.options.ca_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+        set_credentials(client, self.options)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(1000)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         client.on_publishes = self._on_publishes
         return client
 
@@ -162,6 +161,16 @@ class MqttSource:
             self._batch.generation = self._generation
         self.connections += 1
         self.connected = True
+        self.session_present = flags.session_present
+        if self.options.retire:
+            logger.info(
+                "connected as %s (session present: %s); leaving %s",
+                self.options.client_id,
+                flags.session_present,
+                self.options.subscription,
+            )
+            client.unsubscribe(self.options.subscription)
+            return
         logger.info(
             "connected to broker %s:%s as %s (session present: %s); subscribing %s",
             self.options.url.host,
@@ -200,6 +209,10 @@ class MqttSource:
         for code in reason_codes:
             if code.is_failure:
                 logger.error("broker refused subscription %s: %s", self.options.subscription, code)
+
+    def _on_unsubscribe(self, *args: object) -> None:
+        """UNSUBACK of a retiring collector: it is out of the group."""
+        self.unsubscribed.set()
 
     def _on_publishes(self, publishes: list[Publish]) -> None:
         """A wake-up's worth of PUBLISH packets, decoded into the batch a slice at a time.
@@ -257,3 +270,15 @@ class MqttSource:
             if len(self._batch.messages) < self.options.receive_maximum:
                 self.client.resume_reading()
         return sent
+
+
+def set_credentials(client: paho.Client, options: MqttOptions) -> None:
+    """User name, password and TLS of ``options.url`` on a paho client."""
+    url = options.url
+    if url.username:
+        client.username_pw_set(url.username, url.password)
+    if url.tls:
+        client.tls_set(
+            ca_certs=str(options.ca_file) if options.ca_file else None,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )

@@ -53,6 +53,7 @@ class Collector:
         )
         self.writer = BatchWriter(str(settings.require_database_url()))
         self.source: MqttSource | None = None
+        self.metrics_port: int | None = None  # the one bound (CITYTEL_INGEST_METRICS_PORT=0: any)
         self._wakeup = asyncio.Event()
         self._stopping = False
         # last_seen of committed batches, written by its own task on its own connection.
@@ -66,16 +67,22 @@ class Collector:
     async def run(self, stop: asyncio.Event, *, startup_timeout_s: float = 120.0) -> None:
         """Run until ``stop`` is set; then commit and acknowledge what was received."""
         self._loop = asyncio.get_running_loop()
+        # First of all: a metrics port in use ends the start at once, naming the setting.
+        server = await serve_metrics(
+            self.metrics, self.settings.ingest_metrics_host, self.settings.ingest_metrics_port
+        )
+        self.metrics_port = server.sockets[0].getsockname()[1]
+        try:
+            await self._run(stop, startup_timeout_s)
+        finally:
+            server.close()
+
+    async def _run(self, stop: asyncio.Event, startup_timeout_s: float) -> None:
         await self._wait_for_database(startup_timeout_s)
         source = MqttSource(self._mqtt_options(), self.decoder, self._notify)
         self.source = source
         self.metrics.queue_depth = lambda: source.peek()[0]
         self.metrics.mqtt_connected = lambda: source.connected
-        server = None
-        if self.settings.ingest_metrics_port:
-            server = await serve_metrics(
-                self.metrics, self.settings.ingest_metrics_host, self.settings.ingest_metrics_port
-            )
         tasks = [
             *upkeep_tasks(self.settings),
             asyncio.create_task(self._write_last_seen_forever(), name="last-seen"),
@@ -89,8 +96,6 @@ class Collector:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             source.stop()
-            if server is not None:
-                server.close()
             if self._seen_write is not None:
                 await self._seen_write  # a write in progress is finished, not cut off
             with contextlib.suppress(TimeoutError):  # bounded: the database may be down

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,6 +17,7 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from core.broker import TlsFiles
 from core.settings import IngestSettings, load_settings
 from core.urls import DatabaseUrl, MqttUrl
 from ingest.service import Collector
@@ -66,6 +69,55 @@ def publish_all(
     return len(infos)
 
 
+def connect_result(
+    url: str, *, ca_file: str | None = None, protocol: int = MQTTProtocolVersion.MQTTv5
+) -> paho.ReasonCode | None:
+    """The broker's CONNACK reason for the account in ``url`` (``None``: no answer in 5 s)."""
+    mqtt_url = MqttUrl(url)
+    codes: list[paho.ReasonCode] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=protocol)
+    if mqtt_url.tls:
+        client.tls_set(ca_certs=ca_file)
+    if mqtt_url.username:
+        client.username_pw_set(mqtt_url.username, mqtt_url.password)
+    client.on_connect = lambda *args: codes.append(args[3])
+    client.connect(mqtt_url.host, mqtt_url.port)
+    try:  # no network thread: it would sleep in its reconnect back-off after a refusal
+        deadline = time.monotonic() + 5
+        while not codes and time.monotonic() < deadline:
+            client.loop(timeout=0.05)
+    finally:
+        client.disconnect()
+    return codes[0] if codes else None
+
+
+def make_certificates(folder: Path) -> TlsFiles:
+    """A CA (``folder/ca.crt``) and a server certificate for 127.0.0.1 it signed (openssl)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (
+        str(folder / name)
+        for name in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt")
+    )
+    openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=citytel test CA", "-keyout", ca_key, "-out", ca,
+    )  # fmt: skip
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", key, "-out", csr,
+    )  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+        "-days", "2", "-extfile", str(folder / "san.ext"), "-out", cert,
+    )  # fmt: skip
+    return TlsFiles(certfile=Path(cert), keyfile=Path(key))
+
+
 def pole_message(city: str, device_id: str, ts_ms: int, **fields: Any) -> tuple[str, bytes]:
     body = {"ts": ts_ms, "lamp_on": True, "dim_pct": 80, "pm25_ugm3": 35.5, **fields}
     return f"citytel/v1/{city}/pole/{device_id}/telemetry", orjson.dumps(body)
@@ -83,6 +135,8 @@ def collector_settings(
         "ingest_metrics_port": 0,
         "ingest_batch_max_age_ms": 50,
         "ingest_maintenance_interval_s": 3600,
+        # Tests send thousands of messages a second from a handful of devices.
+        "ingest_rate_limit_per_s": 0,
         # Only this test's city: other tests' retained statuses stay out of its counts.
         **({"ingest_topic_filter": f"citytel/v1/{city}/+/+/+"} if city else {}),
     }

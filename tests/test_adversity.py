@@ -91,6 +91,7 @@ def collector_env(
             "CITYTEL_INGEST_GROUP": settings.ingest_group,
             "CITYTEL_INGEST_TOPIC_FILTER": settings.ingest_topic_filter,
             "CITYTEL_INGEST_METRICS_PORT": "0",
+            "CITYTEL_INGEST_RATE_LIMIT_PER_S": str(settings.ingest_rate_limit_per_s),
             "CITYTEL_INGEST_BATCH_MAX_AGE_MS": "50",
             "CITYTEL_INGEST_BATCH_MAX_MESSAGES": "2000",
         }

@@ -1,4 +1,4 @@
-"""The ingest benchmark on a tiny input, so it cannot rot. Numbers are not judged."""
+"""The ingest and flood benchmarks on tiny inputs, so they cannot rot. Numbers are not judged."""
 
 from __future__ import annotations
 
@@ -25,20 +25,12 @@ pytestmark = [
 
 
 def _run_bench(out: Path) -> tuple[int, str]:
+    args = ["bench", "ingest", "--messages", "2000", "--protocols", "5", "--quick"]
+    return _run_command([*args, "--repeat", "2", "--out", str(out)])
+
+
+def _run_command(args: list[str]) -> tuple[int, str]:
     # The command calls asyncio.run; tests run inside an event loop, so use a worker thread.
-    args = [
-        "bench",
-        "ingest",
-        "--messages",
-        "2000",
-        "--protocols",
-        "5",
-        "--quick",
-        "--repeat",
-        "2",
-        "--out",
-        str(out),
-    ]
     runner = CliRunner()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         result = pool.submit(
@@ -67,12 +59,18 @@ def test_bench_ingest_writes_every_section_with_sane_numbers(tmp_path: Path) -> 
         assert section["rate"] > 0, name
         assert len(section["runs"]) == 2 and section["rate"] == min(section["runs"]), name
         assert section["send_rate"] > 0, name
+        # The busy share of the ticks /proc/stat counted during the run, times the CPUs:
+        # at most 100 % x CPUs by construction (no slack needed; it was wall-clock based).
         machine = section["machine_cpu_pct"]
-        assert 0 < machine <= 100 * (os.cpu_count() or 1) + 5, name
+        assert 0 < machine <= 100 * (os.cpu_count() or 1), name
         components = section["components_cpu_pct"]
         assert set(components) == {"broker", "database", "publisher"}, name  # local server
         assert min(components.values()) >= 0, name  # a tiny run may take under a tick
-        assert sum(components.values()) <= machine + 10, name  # a part of the machine's
+        # Not asserted: components <= machine. The machine figure is the kernel's tick
+        # sampling (whoever runs at a tick is charged all of it), the components are each
+        # process's runtime truncated to whole ticks at each reading, over its own
+        # interval; on a run of a fraction of a second with a dozen PostgreSQL processes
+        # the two legitimately differ by more than 10 points (a tick is 10 ms).
         for process in section["processes"]:
             assert 0 < process["cpu_pct"] < 400, name
             assert 10 < process["peak_rss_mb"] < 2000, name
@@ -95,3 +93,26 @@ def test_bench_ingest_writes_every_section_with_sane_numbers(tmp_path: Path) -> 
     assert all(value > 0 for value in result["ratios"].values())
     assert {t["status"] for t in result["targets"]} <= {"PASS", "FAIL"}
     assert len(result["targets"]) == 8
+
+
+@pytest.mark.timeout(60)
+def test_bench_flood_measures_valid_throughput_and_accounts_for_the_flood(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "flood.json"
+    args = ["bench", "flood", "--valid", "300", "--factor", "10", "--out", str(out)]
+    exit_code, output = _run_command(args)
+    assert exit_code == 0, output
+    results = orjson.loads(out.read_bytes())
+    assert results["valid_messages"] == 300 and results["flood_messages"] == 3000
+    runs = results["runs"]
+    assert set(runs) == {"valid", "flood", "flood_no_limit"}
+    assert runs["valid"]["ratio"] == 1.0 and runs["valid"]["dead_letters_by_reason"] == {}
+    for name, run in runs.items():
+        assert run["valid_rate"] > 0 and run["ratio"] > 0, name
+    # Every malformed message is a dead letter; the default limit refuses most unparsed.
+    for name in ("flood", "flood_no_limit"):
+        assert sum(runs[name]["dead_letters_by_reason"].values()) == 3000, name
+    assert runs["flood"]["dead_letters_by_reason"]["rate_limited"] > 0
+    assert "rate_limited" not in runs["flood_no_limit"]["dead_letters_by_reason"]
+    assert "ratio" in output

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from core.broker import AT_LEAST_ONCE_SETTINGS
-from core.settings import all_env_names
+from core.settings import IngestSettings, all_env_names
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -235,20 +235,59 @@ def test_mosquitto_config_requires_authentication_and_at_least_once() -> None:
     assert options["persistence"] == ["true"]
 
 
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> source of each volume of ``service``."""
+    mounts = {}
+    for volume in service["volumes"]:
+        source, target = volume.split(":")[:2]
+        mounts[target] = source
+    return mounts
+
+
 def test_mosquitto_config_files_are_where_compose_mounts_them(compose: dict[str, Any]) -> None:
     options = _mosquitto_options()
-    mounts = {}
-    for service in ("mosquitto",):
-        for volume in compose["services"][service]["volumes"]:
-            source, target = volume.split(":")[:2]
-            mounts[target] = source
-    acl_target = options["acl_file"][0]
-    assert (ROOT / mounts[acl_target]).is_file()
-    password_dir = str(Path(options["password_file"][0]).parent)
-    assert mounts[password_dir] == "mosquitto-auth"
+    mounts = _mounts(compose["services"]["mosquitto"])
+    # Password file and ACL: written by mqtt-passwd into the volume the broker reads.
+    for key in ("password_file", "acl_file"):
+        assert mounts[str(Path(options[key][0]).parent)] == "mosquitto-auth", key
     assert mounts[options["persistence_location"][0].rstrip("/")] == "mosquitto-data"
     passwd_service = compose["services"]["mqtt-passwd"]
-    assert "mosquitto-auth:/mosquitto/auth" in passwd_service["volumes"]
+    passwd_mounts = _mounts(passwd_service)
+    assert passwd_mounts["/mosquitto/auth"] == "mosquitto-auth"
+    env = _environment(passwd_service)
+    assert env["MQTT_PASSWD_FILE"] == options["password_file"][0]
+    assert env["MQTT_ACL_FILE"] == options["acl_file"][0]
+    assert (ROOT / passwd_mounts[env["MQTT_DEFAULT_ACL"]]).is_file()
+    assert passwd_mounts[env["MQTT_FLEET_DIR"]] == "./deploy/fleet"
     assert compose["services"]["mosquitto"]["depends_on"]["mqtt-passwd"]["condition"] == (
         "service_completed_successfully"
     )
+
+
+def test_mosquitto_serves_tls_on_8883_with_certificates_kept_out_of_git_and_images(
+    compose: dict[str, Any],
+) -> None:
+    options = _mosquitto_options()
+    assert "8883 0.0.0.0" in options["listener"] and "1883 0.0.0.0" in options["listener"]
+    assert "8883:8883" in compose["services"]["mosquitto"]["ports"]
+    mounts = _mounts(compose["services"]["mosquitto"])
+    for key in ("certfile", "keyfile"):
+        folder = str(Path(options[key][0]).parent)
+        source = mounts[folder]
+        assert (ROOT / source).is_dir(), f"{key}: {source} is not a folder of the repo"
+    # Secrets live in git-ignored folders, and never in the app image (COPY . in the
+    # Dockerfile would put them into a layer for good).
+    ignored_by_docker = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    for secret in ("deploy/fleet/devices.csv", "deploy/mosquitto/certs/server.key"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", secret], cwd=ROOT, check=False)
+        assert ignored.returncode == 0, f"{secret} is not ignored by git"
+        assert str(Path(secret).parent) in ignored_by_docker, f"{secret} goes into the image"
+
+
+def test_mosquitto_refuses_packets_larger_than_the_collector_takes() -> None:
+    """The broker's limit sits just above the collector's payload limit: a payload the
+    collector would keep only as a ``too_large`` dead letter may still arrive, but nothing
+    that would make each held message cost more than that reaches it."""
+    limit = int(_mosquitto_options()["max_packet_size"][0])
+    payload = IngestSettings.model_fields["ingest_max_payload_bytes"].default
+    assert payload + 1024 <= limit <= payload + 8192

@@ -19,6 +19,7 @@ from rich.progress import (
 )
 
 from bench.database import DEFAULT_ADMIN_URL
+from bench.flood import FloodBench, FloodOptions, flood_summary
 from bench.fuzz import FuzzOptions, decode_and_write, decode_only
 from bench.fuzz_report import print_fuzz_report
 from bench.ingest import IngestBench, IngestBenchOptions
@@ -151,8 +152,33 @@ def fuzz(
         raise typer.Exit(1)
 
 
+def flood(
+    *,
+    valid: Annotated[int, typer.Option(min=100, help="Valid messages from the fleet.")] = 20_000,
+    factor: Annotated[
+        int, typer.Option(min=1, help="Malformed messages from one device per valid one.")
+    ] = 10,
+    repeat: RepeatOption = 1,
+    out: OutOption = None,
+) -> None:
+    """Valid throughput of one collector with and without a malformed flood from one device.
+
+    Starts a private Mosquitto and a fresh database (as `bench ingest`) and drops them.
+    """
+    server = os.environ.get("CITYTEL_DATABASE_URL") or DEFAULT_ADMIN_URL
+    options = FloodOptions(admin_url=DatabaseUrl(server), valid=valid, factor=factor, repeat=repeat)
+    console = Console()
+    results = run(FloodBench(options, on_note=console.log).run())
+    for line in flood_summary(results):
+        console.print(line)
+    path = out or Path("bench/results") / f"flood-{datetime.now():%Y%m%d-%H%M%S}.json"
+    write_json(results, path)
+    console.print(f"results written to {path}")
+
+
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Benchmarks: ingest, fuzz.", no_args_is_help=True)
+    group = typer.Typer(help="Benchmarks: ingest, fuzz, flood.", no_args_is_help=True)
     group.command("ingest")(ingest)
     group.command("fuzz")(fuzz)
+    group.command("flood")(flood)
     app.add_typer(group, name="bench")

@@ -1,4 +1,4 @@
-"""``citytel devices import``: load the device registry from CSV or JSON."""
+"""``citytel devices``: import the registry (CSV or JSON), write broker credentials."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import typer
 
 from citytel.commands.options import ConfigOption, run, settings_for
 from core.settings import DatabaseSettings
-from ingest.errors import RegistryImportError
-from ingest.registry import import_devices_file
+from ingest.credentials import DEFAULT_COLLECTORS, write_credentials
+from ingest.errors import CredentialsError, RegistryImportError
+from ingest.registry import RegisteredDevice, import_devices_file, load_registry
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -58,6 +59,61 @@ def import_devices(path: PathArgument, config: ConfigOption = None) -> None:
     typer.echo(f"imported {count} device(s) from {path.name}")
 
 
+async def _registry(dsn: str) -> dict[str, RegisteredDevice]:
+    conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
+    try:
+        return await load_registry(conn)
+    finally:
+        await conn.close()
+
+
+def credentials(
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for passwd, acl, devices.csv, collectors.csv (mode 0700).", file_okay=False
+        ),
+    ],
+    device: Annotated[
+        list[str] | None,
+        typer.Option(help="Give this account (device id or collector) a new password; repeat."),
+    ] = None,
+    collector: Annotated[
+        list[str] | None,
+        typer.Option(help="A collector account (reads citytel/v1/#); repeat. Default: collector."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Broker accounts for every registered device, and the ACL that confines each.
+
+    Keeps the passwords already in OUT, adds devices new in the registry, drops those
+    gone from it, and renews only the passwords of --device. See docs/broker.md.
+    """
+    settings = settings_for(DatabaseSettings, config)
+    try:
+        registry = run(_registry(str(settings.require_database_url())))
+        report = write_credentials(
+            out, registry, collectors=collector or DEFAULT_COLLECTORS, rotate=device or ()
+        )
+    except CredentialsError as exc:
+        for problem in exc.problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(2) from exc
+    except (OSError, asyncpg.PostgresError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"{out}: {len(registry)} device(s); new {len(report.created)}, "
+        f"renewed {len(report.rotated)}, kept {len(report.kept) + len(report.hash_only)}, "
+        f"dropped {len(report.dropped)}"
+    )
+    if report.hash_only:
+        typer.echo(
+            f"kept without a known password (not in the CSV files): {', '.join(report.hash_only)}",
+            err=True,
+        )
+
+
 def _format(path: Path) -> str:
     return "CSV" if path.suffix.lower() == ".csv" else "JSON"
 
@@ -65,4 +121,5 @@ def _format(path: Path) -> str:
 def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Manage the device registry.", no_args_is_help=True)
     group.command("import")(import_devices)
+    group.command("credentials")(credentials)
     app.add_typer(group, name="devices")
