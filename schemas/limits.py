@@ -16,6 +16,13 @@ MAX_JSON_DEPTH = 8
 MAX_UNKNOWN_FIELDS = 32
 MAX_FIELD_NAME_LENGTH = 64
 
+# Free text the database stores (a device's name, district or intersection, a key's
+# name): no control characters, NUL above all (PostgreSQL text cannot hold it), and
+# bounded. The pattern is also the OpenAPI rule, so it is written as a regex both
+# Python and ECMAScript read.
+MAX_TEXT_LENGTH = 200
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+
 _OPENERS = (b"[", b"{")
 _CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7F))
 

@@ -11,7 +11,11 @@ from typing import Annotated, Any
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.limits import MAX_TEXT_LENGTH, PRINTABLE_PATTERN
 from schemas.topics import CITY_PATTERN, DEVICE_ID_PATTERN, Kind
+
+Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH, pattern=PRINTABLE_PATTERN)]
+"""Free text of the registry: printable, at most 200 characters."""
 
 
 class PoleFunction(StrEnum):
@@ -39,8 +43,8 @@ class Device(BaseModel):
     device_id: Annotated[str, Field(pattern=f"^{DEVICE_ID_PATTERN}$")]
     kind: Kind
     city: Annotated[str, Field(pattern=f"^{CITY_PATTERN}$")]
-    district: str | None = None
-    name: str | None = None
+    district: Text | None = None
+    name: Text | None = None
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
     interval_s: Annotated[float, Field(gt=0, le=86400)] = 60.0
@@ -48,7 +52,7 @@ class Device(BaseModel):
     # pole
     functions: list[PoleFunction] = Field(default_factory=list)
     # signal
-    intersection: str | None = None
+    intersection: Text | None = None
     arterial: bool | None = None
     # energy
     site_type: SiteType | None = None

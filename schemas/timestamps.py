@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, WithJsonSchema
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -41,9 +41,18 @@ def _contract_form(value: Any) -> Any:
     raise ValueError(f"ts must be {_FORMS}")
 
 
+def _rfc3339_only(value: Any) -> Any:
+    """Strings must be RFC 3339 with an offset; a number is not a time here."""
+    if type(value) is str and _RFC3339.match(value) is not None:
+        return value
+    if isinstance(value, datetime):  # built in code, not parsed from a request
+        return value
+    raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-11-30T08:00:00Z")
+
+
 def _in_window(value: datetime) -> datetime:
     if not EARLIEST <= value < LATEST:
-        raise ValueError(f"ts {value.isoformat()} outside {_window()}")
+        raise ValueError(f"{value.isoformat()} is outside {_window()}")
     return value
 
 
@@ -60,6 +69,15 @@ EPOCH_MS_MAX = to_epoch_ms(LATEST)
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_contract_form), AfterValidator(_in_window)]
 """A timezone-aware instant between 2000 and 2100. Naive strings are refused."""
+
+Rfc3339 = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_only),
+    AfterValidator(_in_window),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}),
+]
+"""An RFC 3339 date-time with an offset between 2000 and 2100, and nothing else (no epoch
+numbers): the form of every time an HTTP request carries. Its JSON Schema states the rule."""
 
 
 def format_rfc3339(ts: datetime) -> str:
