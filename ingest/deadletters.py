@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -14,6 +14,9 @@ from ingest.decode import DecodePolicy, MessageDecoder
 from ingest.registry import load_registry
 from ingest.resolve import UnknownDevicePolicy, resolve_pending
 from ingest.writer import BatchWriter
+
+if TYPE_CHECKING:
+    from core.settings import IngestSettings
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,15 @@ class ReplayReport:
     still_refused: dict[str, int] = field(default_factory=dict)
 
 
+def replay_policy(settings: IngestSettings) -> DecodePolicy:
+    """How a replay checks dead letters: the collector's size and clock limits, and no
+    rate limit (a replay sends a device's backlog at once)."""
+    return DecodePolicy(
+        max_payload_bytes=settings.ingest_max_payload_bytes,
+        max_future_s=settings.ingest_max_future_s,
+    )
+
+
 async def replay_dead_letters(
     dsn: str,
     *,
@@ -62,12 +74,14 @@ async def replay_dead_letters(
     reason: str | None = None,
     since: datetime | None = None,
     chunk: int = 1000,
+    limit: int | None = None,
 ) -> ReplayReport:
-    """Re-validate dead letters; ingest those that now pass, exactly once.
+    """Re-validate dead letters, oldest first; ingest those that now pass, exactly once.
 
     A dead letter that passes is written and marked ``replayed_at`` in the same
     transaction, so a second replay does not ingest it again. Those still refused stay
-    as they are, with the reason and detail of their new refusal.
+    as they are, with the reason and detail of their new refusal. ``limit`` bounds how
+    many are examined (all when None), ``chunk`` how many are decoded per batch.
     """
     report = ReplayReport()
     writer = BatchWriter(dsn)
@@ -76,7 +90,8 @@ async def replay_dead_letters(
     decoder = MessageDecoder(policy, registry)
     last_id = 0
     try:
-        while True:
+        while limit is None or report.examined < limit:
+            size = chunk if limit is None else min(chunk, limit - report.examined)
             rows = await conn.fetch(
                 "SELECT id, topic, payload FROM dead_letters WHERE id > $1 AND replayed_at IS NULL"
                 " AND ($2::text IS NULL OR reason = $2)"
@@ -84,7 +99,7 @@ async def replay_dead_letters(
                 last_id,
                 reason,
                 since,
-                chunk,
+                size,
             )
             if not rows:
                 return report
@@ -93,8 +108,8 @@ async def replay_dead_letters(
             await resolve_pending(conn, batch, decoder, registry, unknown_devices)
             refused = _refused_ids(rows, batch)
             for refusal in batch.refusals:
-                reason = refusal.reason
-                report.still_refused[reason] = report.still_refused.get(reason, 0) + 1
+                why = refusal.reason  # not `reason`: that is the filter of the next chunk
+                report.still_refused[why] = report.still_refused.get(why, 0) + 1
             batch.refusals.clear()  # their rows exist already: updated below, not re-added
             passed = [i for i in passed if i not in refused]
             await writer.write(batch, mark_replayed=passed)
@@ -103,6 +118,7 @@ async def replay_dead_letters(
                 [(row_id, r.reason, r.detail) for row_id, r in refused.items()],
             )
             report.ingested += len(passed)
+        return report
     finally:
         await writer.close()
 

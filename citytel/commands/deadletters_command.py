@@ -13,8 +13,8 @@ from rich.table import Table
 from citytel.commands.options import ConfigOption, run, settings_for
 from core.settings import IngestSettings
 from ingest.batch import REASONS
-from ingest.deadletters import list_dead_letters, replay_dead_letters
-from ingest.decode import DecodePolicy, payload_excerpt
+from ingest.deadletters import list_dead_letters, replay_dead_letters, replay_policy
+from ingest.decode import payload_excerpt
 
 console = Console()
 ReasonOption = Annotated[str | None, typer.Option(help=f"One of: {', '.join(REASONS)}.")]
@@ -71,13 +71,10 @@ def replay(
     """Re-validate dead letters and ingest those that now pass, exactly once."""
     _check_reason(reason)
     s = settings_for(IngestSettings, config)
-    policy = DecodePolicy(
-        max_payload_bytes=s.ingest_max_payload_bytes, max_future_s=s.ingest_max_future_s
-    )
     report = run(
         replay_dead_letters(
             str(s.require_database_url()),
-            policy=policy,
+            policy=replay_policy(s),
             unknown_devices=s.ingest_unknown_devices,
             reason=reason,
             since=since,
