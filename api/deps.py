@@ -1,29 +1,48 @@
-"""Request dependencies: the pooled connection, the device in the path, time windows."""
+"""Request dependencies: the pooled connection, the caller's key and role, the device in
+the path, time windows and the point budget."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import Depends, Path, Query, Request
-from pydantic import AwareDatetime
+from fastapi.dependencies.models import Dependant
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api import queries
-from api.errors import DatabaseUnavailableError, InvalidQueryError, NotFoundError
+from api.errors import (
+    UNREACHABLE_ERRORS,
+    DatabaseUnavailableError,
+    ForbiddenError,
+    InvalidQueryError,
+    NotFoundError,
+    PointBudgetError,
+    UnauthenticatedError,
+)
+from api.keys import Principal, Role, UsageRecorder, authenticate_key, parse_key
+from api.params import Bucket, DeviceId, Instant
+from core.settings import ApiSettings
 
 ACQUIRE_TIMEOUT_S = 5.0
 DEFAULT_WINDOW = timedelta(days=1)
 MAX_RAW_SPAN = timedelta(days=7)
 MAX_BUCKETED_SPAN = timedelta(days=400)
-MAX_BUCKETS = 10_000
 
 Aggregate = Literal["avg", "min", "max", "sum", "last"]
-_BUCKET_RE = re.compile(r"^([1-9][0-9]{0,5})([smhd])$")
 _BUCKET_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def get_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+Settings = Annotated[ApiSettings, Depends(get_settings)]
 
 
 def get_pool(request: Request) -> asyncpg.Pool:
@@ -39,7 +58,7 @@ async def get_db(pool: Pool) -> AsyncIterator[asyncpg.Connection]:
     """A connection from the pool for the duration of the request."""
     try:
         conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_S)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (*UNREACHABLE_ERRORS, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailableError(f"database unreachable: {exc}") from exc
     try:
         yield conn
@@ -49,9 +68,92 @@ async def get_db(pool: Pool) -> AsyncIterator[asyncpg.Connection]:
 
 Db = Annotated[asyncpg.Connection, Depends(get_db)]
 
+# --- who is calling: API keys and roles -------------------------------------------------
+
+_KEY_FORMAT = "ctk_<id>_<secret>, as `citytel keys create` or POST /v1/keys printed it"
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="ctk_<id>_<secret>",
+    description=f"An API key in `Authorization: Bearer <key>`: {_KEY_FORMAT}.",
+)
+_api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="apiKey",
+    description=f"An API key in the `X-API-Key` header: {_KEY_FORMAT}.",
+)
+
+
+def get_usage_recorder(request: Request) -> UsageRecorder:
+    recorder: UsageRecorder = request.app.state.key_usage
+    return recorder
+
+
+async def authenticate(
+    db: Db,
+    usage: Annotated[UsageRecorder, Depends(get_usage_recorder)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_api_key_header)],
+) -> Principal:
+    """The principal of the request's API key (Bearer or X-API-Key); 401 without one."""
+    presented = bearer.credentials if bearer is not None else header
+    if not presented:
+        raise UnauthenticatedError(
+            "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+        )
+    key = parse_key(presented)
+    principal = None if key is None else await authenticate_key(db, key)
+    if principal is None:
+        raise UnauthenticatedError("the API key is not valid (unknown, malformed or revoked)")
+    await usage.record(db, principal.key_id)
+    return principal
+
+
+RoleCheck = Callable[..., Coroutine[Any, Any, Principal]]
+_REQUIRED_ROLES: dict[RoleCheck, Role] = {}
+
+
+@functools.cache
+def require(role: Role) -> RoleCheck:
+    """The dependency that lets through keys of ``role`` or above: the one role check.
+
+    Cached, so each role has one dependency and FastAPI runs it once per request.
+    """
+
+    async def check_role(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.role.allows(role):
+            raise ForbiddenError(
+                f"this operation needs the {role} role; key {principal.key_id} is {principal.role}"
+            )
+        return principal
+
+    _REQUIRED_ROLES[check_role] = role
+    return check_role
+
+
+Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+def required_role(dependant: Dependant) -> Role | None:
+    """The highest role a route's dependencies require; None for an open route."""
+    found: list[Role] = []
+    pending = [dependant]
+    while pending:
+        dependant = pending.pop()
+        if dependant.call in _REQUIRED_ROLES:
+            found.append(_REQUIRED_ROLES[dependant.call])
+        pending.extend(dependant.dependencies)
+    return max(found, key=lambda r: r.rank, default=None)
+
+
+# --- the device in the path -------------------------------------------------------------
+
 
 async def get_device(
-    device_id: Annotated[str, Path(description="Registry id of the device.")], db: Db
+    device_id: Annotated[DeviceId, Path(description="Registry id of the device.")], db: Db
 ) -> asyncpg.Record:
     """The registry row (with status) of the path's device; the one place for the 404."""
     device = await queries.fetch_device(db, device_id)
@@ -61,6 +163,8 @@ async def get_device(
 
 
 DeviceDep = Annotated[asyncpg.Record, Depends(get_device)]
+
+# --- time windows, buckets and the point budget ----------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +177,11 @@ class TimeRange:
 
 def get_time_range(
     start: Annotated[
-        AwareDatetime | None,
+        Instant | None,
         Query(alias="from", description="Inclusive start, RFC 3339 with offset."),
     ] = None,
     end: Annotated[
-        AwareDatetime | None,
+        Instant | None,
         Query(alias="to", description="Exclusive end, RFC 3339 with offset."),
     ] = None,
 ) -> TimeRange:
@@ -115,38 +219,33 @@ def get_window(time_range: TimeRangeDep) -> Window:
 WindowDep = Annotated[Window, Depends(get_window)]
 
 
-def parse_bucket(text: str) -> timedelta:
-    """``30s``, ``5m``, ``1h``, ``1d`` as a timedelta; :class:`InvalidQueryError` otherwise."""
-    match = _BUCKET_RE.match(text)
-    if match is None:
-        raise InvalidQueryError(
-            "bucket",
-            "bucket must be a whole number and a unit s, m, h or d (e.g. 30s, 5m, 1h, 1d)",
-            rule="bucket_format",
-            value=text,
-        )
-    return timedelta(**{_BUCKET_UNITS[match[2]]: int(match[1])})
+def parse_bucket(text: Bucket) -> timedelta:
+    """``30s``, ``5m``, ``1h``, ``1d`` as a timedelta (the type checked the form)."""
+    return timedelta(**{_BUCKET_UNITS[text[-1]]: int(text[:-1])})
 
 
-def check_raw_window(window: Window) -> None:
-    if window.span > MAX_RAW_SPAN:
-        raise InvalidQueryError(
-            "from",
-            f"raw rows span at most {MAX_RAW_SPAN.days} days; narrow from/to or set a bucket",
-            rule="range_too_large",
-        )
-
-
-def check_bucketed_window(window: Window, bucket: timedelta) -> None:
+def check_point_budget(window: Window, bucket: timedelta | None, budget: int) -> None:
+    """Refuse (400 ``point_budget``) a request that would return too many points, before
+    any query runs: raw readings over more than 7 days, buckets over more than 400
+    days, or more buckets than ``budget``."""
+    if bucket is None:
+        if window.span > MAX_RAW_SPAN:
+            raise _over_budget(
+                "from", f"raw readings span at most {MAX_RAW_SPAN.days} days; set a bucket"
+            )
+        return
     if window.span > MAX_BUCKETED_SPAN:
-        raise InvalidQueryError(
-            "from",
-            f"aggregates span at most {MAX_BUCKETED_SPAN.days} days; narrow from/to",
-            rule="range_too_large",
-        )
-    if window.span / bucket > MAX_BUCKETS:
-        raise InvalidQueryError(
+        raise _over_budget("from", f"buckets span at most {MAX_BUCKETED_SPAN.days} days")
+    points = window.span / bucket
+    if points > budget:
+        raise _over_budget(
             "bucket",
-            f"from/to holds more than {MAX_BUCKETS} buckets of this size; use a larger bucket",
-            rule="too_many_buckets",
+            f"from/to holds {points:.0f} buckets of this size, more than the budget of {budget}"
+            "; use a larger bucket or a shorter window",
         )
+
+
+def _over_budget(param: str, message: str) -> PointBudgetError:
+    return PointBudgetError(
+        message, details=[{"loc": ["query", param], "msg": message, "type": "point_budget"}]
+    )

@@ -1,20 +1,28 @@
-"""The app factory: lifespan with the asyncpg pool, error handlers, routers."""
+"""The app factory: lifespan with the asyncpg pool, error handlers, routers.
+
+Every resource is mounted under ``/v1`` behind :func:`api.deps.require` (viewer at the
+least), so no route there answers without a key; the probes stay at the root, open.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI
 
-from api.errors import ApiError, DatabaseUnavailableError, InvalidQueryError
-from api.routes import deadletters, devices, events, health, indicators, series
+from api.deps import require, required_role
+from api.errors import DatabaseUnavailableError
+from api.handlers import install_error_handlers
+from api.keys import Role, UsageRecorder
+from api.routes import aggregates, deadletters, devices, events, health, indicators, keys, series
 from core.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
@@ -25,6 +33,8 @@ STARTUP_TIMEOUT_S = 60.0
 _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 5.0
 _UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+API_PREFIX = "/v1"
+V1_RESOURCES = (devices, series, aggregates, events, deadletters, indicators, keys)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -85,20 +95,67 @@ def create_app(settings: ApiSettings, *, startup_timeout_s: float = STARTUP_TIME
         title="citytel API",
         summary="Devices, telemetry series, aggregates, indicators, events and dead letters "
         "of a city.",
+        description="Every `/v1` route needs an API key (`Authorization: Bearer <key>` or "
+        "`X-API-Key: <key>`); each operation names the role it needs in `x-required-role`. "
+        'Errors are `{"error": {"code", "message", "details"?}}`.',
         version="1",
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_exception_handler(ApiError, _render_api_error)
-    for routes in (health, devices, series, events, deadletters, indicators):
-        app.include_router(routes.router)
+    app.state.key_usage = UsageRecorder()
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(_v1_router())
+    _declare_roles(app)
     return app
 
 
-async def _render_api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    if isinstance(exc, InvalidQueryError):
-        return JSONResponse({"detail": exc.detail()}, status_code=exc.status_code)
-    if isinstance(exc, DatabaseUnavailableError):
-        logger.warning("%s %s: %s", request.method, request.url.path, exc.message)
-    return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    """An operation as mounted: full path, methods, and the role it requires."""
+
+    path: str
+    methods: frozenset[str]
+    role: Role | None
+
+
+def api_routes(app: FastAPI) -> list[RouteInfo]:
+    """Every API operation of ``app`` with its effective dependencies (router ones too)."""
+    try:  # FastAPI >= 0.16x keeps included routers as contexts
+        from fastapi.routing import iter_route_contexts  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - older FastAPI flattens them into app.routes
+        routes: Iterable[Any] = app.routes
+    else:
+        routes = iter_route_contexts(app.routes)
+    found = []
+    for route in routes:
+        dependant = getattr(route, "dependant", None)
+        if dependant is not None:
+            found.append(
+                RouteInfo(route.path, frozenset(route.methods or ()), required_role(dependant))
+            )
+    return found
+
+
+def _v1_router() -> APIRouter:
+    v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require(Role.VIEWER))])
+    for resource in V1_RESOURCES:
+        v1.include_router(resource.router)
+    return v1
+
+
+def _declare_roles(app: FastAPI) -> None:
+    """Name each operation's role in its OpenAPI entry (``x-required-role``), read from
+    the dependencies that enforce it, so docs, clients and fuzzers see the same rule."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for route in api_routes(app):
+            operations = schema["paths"].get(route.path, {})
+            for method in route.methods:
+                if route.role is not None and method.lower() in operations:
+                    operations[method.lower()]["x-required-role"] = str(route.role)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

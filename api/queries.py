@@ -16,6 +16,7 @@ import asyncpg
 
 from ingest import deadletters as dead_letters
 from schemas.payloads import TELEMETRY_COLUMNS, TELEMETRY_MODELS, TELEMETRY_TABLES
+from schemas.registry import DEVICE_COLUMNS
 from schemas.topics import Kind
 
 ColumnType = Literal["number", "bool", "text"]
@@ -49,18 +50,35 @@ async def fetch_device(conn: asyncpg.Connection, device_id: str) -> asyncpg.Reco
 
 
 async def list_devices(
-    conn: asyncpg.Connection, where: DeviceFilter, *, limit: int, offset: int
-) -> tuple[int, list[asyncpg.Record]]:
-    """``(total matching, one page)`` in device_id order."""
-    args = (where.city, where.kind, where.district)
-    total = await conn.fetchval("SELECT count(*) FROM devices d" + _DEVICE_FILTER, *args)
-    rows = await conn.fetch(
-        _DEVICE_SELECT + _DEVICE_FILTER + "ORDER BY d.device_id LIMIT $4 OFFSET $5",
-        *args,
+    conn: asyncpg.Connection, where: DeviceFilter, *, after: str | None, limit: int
+) -> list[asyncpg.Record]:
+    """One page in device_id order: the devices after ``after`` (keyset pagination)."""
+    return await conn.fetch(
+        _DEVICE_SELECT
+        + _DEVICE_FILTER
+        + "AND ($4::text IS NULL OR d.device_id > $4) ORDER BY d.device_id LIMIT $5",
+        where.city,
+        where.kind,
+        where.district,
+        after,
         limit,
-        offset,
     )
-    return total, rows
+
+
+async def lock_registry_row(conn: asyncpg.Connection, device_id: str) -> asyncpg.Record | None:
+    """The device's registry columns, locked until the transaction ends."""
+    return await conn.fetchrow(
+        f"SELECT {', '.join(DEVICE_COLUMNS)} FROM devices WHERE device_id = $1 FOR UPDATE",
+        device_id,
+    )
+
+
+async def delete_device(conn: asyncpg.Connection, device_id: str) -> bool:
+    """Remove the registry row and its status; its telemetry and events stay."""
+    async with conn.transaction():
+        await conn.execute("DELETE FROM device_status WHERE device_id = $1", device_id)
+        deleted = await conn.execute("DELETE FROM devices WHERE device_id = $1", device_id)
+    return deleted != "DELETE 0"
 
 
 def column_type(kind: Kind, column: str) -> ColumnType:
@@ -89,6 +107,32 @@ def aggregate_expr(agg: str, kind: Kind, column: str) -> str:
     return f"{agg}({value})"
 
 
+def series_source(kind: Kind, bucket: timedelta | None) -> str:
+    """The table a series of ``kind`` is read from: the one place that chooses.
+
+    Today every series reads the raw table (``date_bin`` buckets it). Rollup tables
+    (``<kind>_rollup_15m|_1h|_1d``) can serve a bucket that is a multiple of theirs;
+    switching to them means choosing here (and reading their aggregate columns).
+    """
+    del bucket  # the raw table serves every bucket for now
+    return TELEMETRY_TABLES[kind]
+
+
+async def fetch_latest(
+    conn: asyncpg.Connection, kind: Kind, device_id: str
+) -> asyncpg.Record | None:
+    """The device's newest telemetry row: ``ts`` and every contract column."""
+    sql = _raw_select(kind, TELEMETRY_COLUMNS[kind]) + " ORDER BY t.ts DESC LIMIT 1"
+    return await conn.fetchrow(sql, device_id)
+
+
+def _raw_select(kind: Kind, columns: Sequence[str]) -> str:
+    """``ts`` and ``columns`` of one device's raw rows (``$1`` is the device id)."""
+    _check_columns(kind, columns)
+    selected = ", ".join(f"{_column(c)} AS {c}" for c in columns)
+    return f"SELECT t.ts, {selected} FROM {series_source(kind, None)} t WHERE t.device_id = $1"
+
+
 async def fetch_raw_series(
     conn: asyncpg.Connection,
     kind: Kind,
@@ -100,12 +144,7 @@ async def fetch_raw_series(
     limit: int,
 ) -> list[asyncpg.Record]:
     """Rows of one device in time order; at most ``limit``."""
-    _check_columns(kind, columns)
-    selected = ", ".join(f"{_column(c)} AS {c}" for c in columns)
-    sql = (
-        f"SELECT t.ts, {selected} FROM {TELEMETRY_TABLES[kind]} t"
-        " WHERE t.device_id = $1 AND t.ts >= $2 AND t.ts < $3 ORDER BY t.ts LIMIT $4"
-    )
+    sql = _raw_select(kind, columns) + " AND t.ts >= $2 AND t.ts < $3 ORDER BY t.ts LIMIT $4"
     return await conn.fetch(sql, device_id, start, end, limit)
 
 
@@ -125,7 +164,7 @@ async def fetch_bucketed_series(
     selected = ", ".join(f"{aggregate_expr(agg, kind, c)} AS {c}" for c in columns)
     sql = (
         f"SELECT date_bin($4::interval, t.ts, {BUCKET_ORIGIN}) AS bucket, count(*) AS n,"
-        f" {selected} FROM {TELEMETRY_TABLES[kind]} t"
+        f" {selected} FROM {series_source(kind, bucket)} t"
         " WHERE t.device_id = $1 AND t.ts >= $2 AND t.ts < $3 GROUP BY 1 ORDER BY 1"
     )
     return await conn.fetch(sql, device_id, start, end, bucket)

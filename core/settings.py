@@ -163,6 +163,10 @@ class ApiSettings(CommonSettings):
     api_host: str = "127.0.0.1"
     api_port: Port = 8000
     api_pool_max: Annotated[int, Field(ge=1, le=200)] = 10
+    api_point_budget: Annotated[int, Field(ge=100, le=1_000_000)] = Field(
+        default=10_000,
+        description="most points (buckets) a series or aggregate request may ask for",
+    )
 
 
 class SimulatorSettings(CommonSettings):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from api.keys import Role, create_key
 from api.main import create_app
 from core.broker import MosquittoProcess, start_mosquitto
 from core.settings import ApiSettings
@@ -31,7 +33,7 @@ TRUNCATE = "TRUNCATE " + ", ".join(
     [
         "pole_telemetry, signal_telemetry, energy_telemetry, device_events, device_status",
         "devices, dead_letters, unknown_fields, rollup_invalidations, rollup_rebuilds",
-        "ingest_duplicates, signal_coverage_1d",
+        "ingest_duplicates, signal_coverage_1d, api_keys",
         *(rollup_name(kind, level) for kind in Kind for level in LEVELS),
         *(area_name(kind, level) for kind in Kind for level in AREA_LEVELS),
     ]
@@ -69,17 +71,69 @@ async def db(database_url: DatabaseUrl) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-async def client(
-    database_url: DatabaseUrl, db: asyncpg.Connection
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The API, over an in-process transport, on the session database (tables emptied)."""
+async def app(database_url: DatabaseUrl, db: asyncpg.Connection) -> AsyncIterator[FastAPI]:
+    """The API on the session database (tables emptied), its lifespan running."""
     app = create_app(ApiSettings(database_url=str(database_url)))
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as http,
-    ):
-        yield http
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+ApiKeyFactory = Callable[..., Awaitable[str]]
+ClientFactory = Callable[..., httpx.AsyncClient]
+
+
+@pytest.fixture
+def api_key(db: asyncpg.Connection) -> ApiKeyFactory:
+    """``await api_key("operator")``: a new key of that role, as its holder would send it."""
+
+    async def make(role: Role | str = Role.VIEWER, name: str | None = None) -> str:
+        _, key = await create_key(db, Role(role), name)
+        return key
+
+    return make
+
+
+@pytest.fixture
+async def client_for(app: FastAPI) -> AsyncIterator[ClientFactory]:
+    """``client_for(key)``: an in-process client sending ``key`` (none when None)."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make(key: str | None, *, header: str = "bearer") -> httpx.AsyncClient:
+        headers = {}
+        if key is not None:
+            headers = (
+                {"Authorization": f"Bearer {key}"} if header == "bearer" else {"X-API-Key": key}
+            )
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers
+        )
+        clients.append(http)
+        return http
+
+    yield make
+    for http in clients:
+        await http.aclose()
+
+
+@pytest.fixture
+async def client(client_for: ClientFactory, api_key: ApiKeyFactory) -> httpx.AsyncClient:
+    """The API as an operator sees it (reads and registry writes)."""
+    return client_for(await api_key(Role.OPERATOR, "tests"))
+
+
+@pytest.fixture
+async def viewer_client(client_for: ClientFactory, api_key: ApiKeyFactory) -> httpx.AsyncClient:
+    return client_for(await api_key(Role.VIEWER))
+
+
+@pytest.fixture
+async def admin_client(client_for: ClientFactory, api_key: ApiKeyFactory) -> httpx.AsyncClient:
+    return client_for(await api_key(Role.ADMIN))
+
+
+@pytest.fixture
+def anonymous_client(client_for: ClientFactory) -> httpx.AsyncClient:
+    return client_for(None)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""GET /indicators and /indicators/{city}: the views' numbers, per city, through HTTP."""
+"""GET /v1/indicators/now and /now/{city}: the views' numbers, per city, through HTTP."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ async def seeded(db: asyncpg.Connection) -> asyncpg.Connection:
 
 
 async def test_indicators_of_a_city(client: httpx.AsyncClient, seeded: asyncpg.Connection) -> None:
-    response = await client.get("/indicators/alpha")
+    response = await client.get("/v1/indicators/now/alpha")
     assert response.status_code == 200
     body = response.json()
     assert body["city"] == "alpha"
@@ -81,7 +81,7 @@ async def test_indicators_of_a_city(client: httpx.AsyncClient, seeded: asyncpg.C
 async def test_indicators_equal_the_views(
     client: httpx.AsyncClient, seeded: asyncpg.Connection
 ) -> None:
-    body = (await client.get("/indicators/alpha")).json()
+    body = (await client.get("/v1/indicators/now/alpha")).json()
     coverage = await seeded.fetchrow("SELECT * FROM signal_timing_coverage WHERE city = 'alpha'")
     poles = await seeded.fetchrow("SELECT * FROM pole_online_rate WHERE city = 'alpha'")
     assert body["signal_timing_coverage"]["coverage_pct"] == float(coverage["coverage_pct"])
@@ -91,7 +91,7 @@ async def test_indicators_equal_the_views(
 async def test_indicators_list_every_city_or_one(
     client: httpx.AsyncClient, seeded: asyncpg.Connection
 ) -> None:
-    everything = (await client.get("/indicators")).json()
+    everything = (await client.get("/v1/indicators/now")).json()
     assert [c["city"] for c in everything] == ["alpha", "beta"]
     beta = everything[1]
     assert beta == {
@@ -111,20 +111,22 @@ async def test_indicators_list_every_city_or_one(
         ],
         "renewable_self_consumption": None,  # no energy site
     }
-    only = (await client.get("/indicators", params={"city": "beta"})).json()
+    only = (await client.get("/v1/indicators/now", params={"city": "beta"})).json()
     assert [c["city"] for c in only] == ["beta"]
-    assert (await client.get("/indicators", params={"city": "nowhere"})).json() == []
+    assert (await client.get("/v1/indicators/now", params={"city": "nowhere"})).json() == []
 
 
 async def test_indicators_of_an_unknown_city_is_404(
     client: httpx.AsyncClient, seeded: asyncpg.Connection
 ) -> None:
-    response = await client.get("/indicators/nowhere")
+    response = await client.get("/v1/indicators/now/nowhere")
     assert response.status_code == 404
-    assert response.json() == {"detail": "city 'nowhere' has no registered devices"}
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "city 'nowhere' has no registered devices"}
+    }
 
 
 async def test_indicators_are_in_the_openapi_schema(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
-    assert {"/indicators", "/indicators/{city}"} <= set(schema["paths"])
+    assert {"/v1/indicators/now", "/v1/indicators/now/{city}"} <= set(schema["paths"])
     assert "CityIndicators" in schema["components"]["schemas"]

@@ -1,95 +1,20 @@
-"""Health, start-up, events and dead letters."""
+"""Events and dead letters: listing, summary, replay."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
-import pytest
-from fastapi import FastAPI
+import orjson
+from support import BASE_MS
 
-from api.errors import DatabaseUnavailableError
-from api.main import create_app
-from core.settings import ApiSettings
-from core.urls import DatabaseUrl
 from ingest.registry import upsert_devices
 from schemas.registry import Device
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
-DEAD_URL = "postgresql://postgres@127.0.0.1:1/nothing"
-
-
-@pytest.fixture
-async def app(database_url: DatabaseUrl, db: asyncpg.Connection) -> AsyncIterator[FastAPI]:
-    app = create_app(ApiSettings(database_url=str(database_url)))
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield http
-
-
-@asynccontextmanager
-async def unreachable_database(app: FastAPI) -> AsyncIterator[None]:
-    """Point the app at a pool whose server refuses connections, then restore it."""
-    working = app.state.pool
-    app.state.pool = await asyncpg.create_pool(DEAD_URL, min_size=0, timeout=1)
-    try:
-        yield
-    finally:
-        await app.state.pool.close()
-        app.state.pool = working
-
-
-async def test_healthz_reports_database_and_storage_mode(client: httpx.AsyncClient) -> None:
-    response = await client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "storage_mode": "postgres"}
-
-
-async def test_healthz_database_down_is_503(app: FastAPI, client: httpx.AsyncClient) -> None:
-    async with unreachable_database(app):
-        response = await client.get("/healthz")
-    assert response.status_code == 503
-    assert response.json()["database"] == "unreachable"
-
-
-async def test_request_with_database_down_is_503(app: FastAPI, client: httpx.AsyncClient) -> None:
-    async with unreachable_database(app):
-        response = await client.get("/devices")
-    assert response.status_code == 503
-    assert "database unreachable" in response.json()["detail"]
-
-
-async def test_startup_gives_up_after_timeout_with_logged_backoff(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    app = create_app(ApiSettings(database_url=DEAD_URL), startup_timeout_s=1.0)
-    with (
-        caplog.at_level(logging.WARNING, logger="api.main"),
-        pytest.raises(DatabaseUnavailableError, match="not reachable after"),
-    ):
-        async with app.router.lifespan_context(app):
-            pass
-    retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
-    assert len(retries) >= 2
-
-
-async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
-    docs = await client.get("/docs")
-    spec = (await client.get("/openapi.json")).json()
-    assert docs.status_code == 200
-    assert {"/devices/{device_id}/series", "/aggregates/{kind}", "/events"} <= set(spec["paths"])
 
 
 async def seed_events(db: asyncpg.Connection) -> None:
@@ -116,7 +41,7 @@ async def test_events_newest_first_with_registry_city(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     await seed_events(db)
-    events = (await client.get("/events", params={"limit": 2})).json()
+    events = (await client.get("/v1/events", params={"limit": 2})).json()
     assert [(e["device_id"], e["code"], e["city"]) for e in events] == [
         ("s1", "flash", "beta"),
         ("p1", "lamp_failure", "alpha"),
@@ -129,19 +54,17 @@ async def test_events_filter_by_city_type_severity_and_time(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     await seed_events(db)
-    by_city = await client.get("/events", params={"city": "alpha", "type": "fault"})
-    by_severity = await client.get(
-        "/events",
-        params={"severity": "critical", "from": "2026-11-30T08:00:30Z", "to": "2026-11-30T08:02Z"},
-    )
+    by_city = await client.get("/v1/events", params={"city": "alpha", "type": "fault"})
+    window = {"from": "2026-11-30T08:00:30Z", "to": "2026-11-30T08:02:00Z"}
+    by_severity = await client.get("/v1/events", params={"severity": "critical", **window})
     assert [e["code"] for e in by_city.json()] == ["lamp_failure"]
     assert [e["code"] for e in by_severity.json()] == ["green_conflict"]
 
 
 async def test_events_unknown_severity_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.get("/events", params={"severity": "apocalyptic"})
+    response = await client.get("/v1/events", params={"severity": "apocalyptic"})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["query", "severity"]
+    assert response.json()["error"]["details"][0]["loc"] == ["query", "severity"]
 
 
 async def insert_dead_letter(
@@ -167,7 +90,7 @@ async def test_deadletters_show_payload_as_base64_and_utf8_text(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     await seed_dead_letters(db)
-    letters = (await client.get("/deadletters")).json()
+    letters = (await client.get("/v1/deadletters")).json()
     newest, oldest = letters[0], letters[-1]
     assert (newest["payload_text"], newest["payload_size"]) == ('{"ts": 2}', 9)
     assert base64.b64decode(oldest["payload_base64"]) == b"\xff\xfe not json"
@@ -179,12 +102,12 @@ async def test_deadletters_filter_by_reason_and_since(
 ) -> None:
     await seed_dead_letters(db)
     params = {"reason": "schema", "since": "2026-11-30T08:02:00Z"}
-    letters = (await client.get("/deadletters", params=params)).json()
+    letters = (await client.get("/v1/deadletters", params=params)).json()
     assert [letter["payload_text"] for letter in letters] == ['{"ts": 2}']
 
 
 async def test_deadletters_unknown_reason_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.get("/deadletters", params={"reason": "gremlins"})
+    response = await client.get("/v1/deadletters", params={"reason": "gremlins"})
     assert response.status_code == 422
 
 
@@ -192,10 +115,45 @@ async def test_deadletters_summary_counts_by_reason(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     await seed_dead_letters(db)
-    summary = (await client.get("/deadletters/summary")).json()
+    summary = (await client.get("/v1/deadletters/summary")).json()
     assert summary["total"] == 3
     assert [(r["reason"], r["count"]) for r in summary["reasons"]] == [
         ("schema", 2),
         ("invalid_json", 1),
     ]
     assert summary["reasons"][0]["last_received_at"] == "2026-11-30T08:02:00Z"
+
+
+async def test_deadletters_replay_ingests_what_now_passes(
+    client: httpx.AsyncClient, db: asyncpg.Connection, city: str
+) -> None:
+    for i in range(3):
+        payload = orjson.dumps({"ts": BASE_MS + i, "lamp_on": True})
+        await db.execute(
+            "INSERT INTO dead_letters (topic, payload, reason, digest)"
+            " VALUES ($1, $2, 'unknown_device', $3)",
+            f"citytel/v1/{city}/pole/late-{i}/telemetry",
+            payload,
+            hashlib.sha256(payload).digest(),
+        )
+    await insert_dead_letter(db, "invalid_json", b"{broken", T0)  # from p1 of alpha
+    registered = [Device(device_id=f"late-{i}", kind="pole", city=city) for i in (0, 1)]
+    await upsert_devices(db, [*registered, Device(device_id="p1", kind="pole", city="alpha")])
+
+    first = await client.post("/v1/deadletters/replay", json={"limit": 2})
+    rest = await client.post("/v1/deadletters/replay")
+    again = await client.post("/v1/deadletters/replay", json={"reason": "unknown_device"})
+    assert first.json() == {"examined": 2, "ingested": 2, "still_refused": {}}
+    assert rest.json() == {
+        "examined": 2,
+        "ingested": 0,
+        "still_refused": {"unknown_device": 1, "invalid_json": 1},
+    }
+    assert again.json() == {"examined": 1, "ingested": 0, "still_refused": {"unknown_device": 1}}
+    assert await db.fetchval("SELECT count(*) FROM pole_telemetry") == 2
+
+
+async def test_deadletters_replay_body_is_validated(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/deadletters/replay", json={"since": 1700000000})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["loc"] == ["body", "since"]

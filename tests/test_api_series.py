@@ -62,7 +62,7 @@ async def seeded(db: asyncpg.Connection) -> None:
 
 
 async def get_series(client: httpx.AsyncClient, device_id: str, **params: Any) -> httpx.Response:
-    return await client.get(f"/devices/{device_id}/series", params=WINDOW | params)
+    return await client.get(f"/v1/devices/{device_id}/series", params=WINDOW | params)
 
 
 @pytest.mark.usefixtures("seeded")
@@ -111,45 +111,80 @@ async def test_series_bucketed_last_takes_latest_value(client: httpx.AsyncClient
 async def test_series_text_field_with_avg_is_422(client: httpx.AsyncClient) -> None:
     response = await get_series(client, "s1", fields="mode", bucket="1h", agg="avg")
     assert response.status_code == 422
-    assert response.json()["detail"][0]["type"] == "agg_type"
+    assert response.json()["error"]["details"][0]["type"] == "agg_type"
 
 
 @pytest.mark.usefixtures("seeded")
 async def test_series_unknown_field_is_422(client: httpx.AsyncClient) -> None:
-    response = await get_series(client, "p1", fields="pm25_ugm3,volume;DROP TABLE devices")
-    error = response.json()["detail"][0]
+    response = await get_series(client, "p1", fields="pm25_ugm3,volume")
+    error = response.json()["error"]["details"][0]
     assert response.status_code == 422
     assert (error["loc"], error["type"]) == (["query", "fields"], "unknown_field")
-    assert "volume;DROP TABLE devices" in error["msg"]
+    assert "volume" in error["msg"] and "pm25_ugm3" in error["msg"]  # the known ones listed
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_fields_outside_the_name_pattern_are_422(client: httpx.AsyncClient) -> None:
+    response = await get_series(client, "p1", fields="pm25_ugm3,volume;DROP TABLE devices")
+    error = response.json()["error"]["details"][0]
+    assert (error["loc"], error["type"]) == (["query", "fields"], "string_pattern_mismatch")
 
 
 @pytest.mark.usefixtures("seeded")
 async def test_series_from_after_to_is_422(client: httpx.AsyncClient) -> None:
     params = {"from": "2026-11-30T02:00:00Z", "to": "2026-11-30T01:00:00Z"}
-    response = await client.get("/devices/p1/series", params=params)
+    response = await client.get("/v1/devices/p1/series", params=params)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["type"] == "time_range"
+    assert response.json()["error"]["details"][0]["type"] == "time_range"
 
 
 @pytest.mark.usefixtures("seeded")
-async def test_series_naive_timestamp_is_422(client: httpx.AsyncClient) -> None:
-    response = await get_series(client, "p1", **{"from": "2026-11-30T00:00:00"})
+@pytest.mark.parametrize(
+    "value",
+    ["2026-11-30T00:00:00", "1764460800", "1764460800000", "2026-11-30", "1999-12-31T00:00:00Z"],
+)
+async def test_series_time_that_is_not_rfc3339_in_window_is_422(
+    client: httpx.AsyncClient, value: str
+) -> None:
+    response = await get_series(client, "p1", **{"from": value})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["query", "from"]
+    assert response.json()["error"]["details"][0]["loc"] == ["query", "from"]
 
 
 @pytest.mark.usefixtures("seeded")
-async def test_series_raw_range_too_large_is_422(client: httpx.AsyncClient) -> None:
+async def test_series_raw_range_too_large_is_point_budget_400(client: httpx.AsyncClient) -> None:
     response = await get_series(client, "p1", **{"from": "2026-10-01T00:00:00Z"})
-    assert response.status_code == 422
-    assert "set a bucket" in response.json()["detail"][0]["msg"]
+    error = response.json()["error"]
+    assert (response.status_code, error["code"]) == (400, "point_budget")
+    assert "set a bucket" in error["message"]
+
+
+async def test_series_over_point_budget_is_400_before_the_device_is_looked_up(
+    client: httpx.AsyncClient,
+) -> None:
+    # An unknown device: the budget refuses the request before any query would say 404.
+    params = {"from": "2026-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z", "bucket": "1m"}
+    response = await client.get("/v1/devices/ghost/series", params=params)
+    error = response.json()["error"]
+    assert (response.status_code, error["code"]) == (400, "point_budget")
+    assert error["details"][0]["loc"] == ["query", "bucket"]
+    assert "84960 buckets" in error["message"]
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_series_within_point_budget_is_answered(client: httpx.AsyncClient) -> None:
+    # 7 days of 1-minute buckets: 10,080 points > 10,000; of 2-minute buckets: 5,040.
+    params = {"from": "2026-11-24T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
+    over = await get_series(client, "p1", bucket="1m", **params)
+    within = await get_series(client, "p1", bucket="2m", **params)
+    assert (over.status_code, within.status_code) == (400, 200)
 
 
 @pytest.mark.usefixtures("seeded")
 async def test_series_malformed_bucket_is_422(client: httpx.AsyncClient) -> None:
     response = await get_series(client, "p1", bucket="5 minutes")
     assert response.status_code == 422
-    assert response.json()["detail"][0]["type"] == "bucket_format"
+    assert response.json()["error"]["details"][0]["type"] == "string_pattern_mismatch"
 
 
 async def test_series_unknown_device_is_404(client: httpx.AsyncClient) -> None:
@@ -160,34 +195,34 @@ async def test_series_unknown_device_is_404(client: httpx.AsyncClient) -> None:
 @pytest.mark.usefixtures("seeded")
 async def test_aggregates_by_city_cover_only_its_devices(client: httpx.AsyncClient) -> None:
     params = WINDOW | {"field": "pm25_ugm3", "city": "alpha", "bucket": "1h"}
-    body = (await client.get("/aggregates/pole", params=params)).json()
+    body = (await client.get("/v1/aggregates/pole", params=params)).json()
     assert body["points"] == [{"ts": "2026-11-30T00:00:00Z", "value": 42.5, "n": 4, "devices": 2}]
 
 
 @pytest.mark.usefixtures("seeded")
 async def test_aggregates_by_district_and_max(client: httpx.AsyncClient) -> None:
     params = WINDOW | {"field": "pm25_ugm3", "city": "alpha", "district": "north", "agg": "max"}
-    body = (await client.get("/aggregates/pole", params=params)).json()
+    body = (await client.get("/v1/aggregates/pole", params=params)).json()
     assert [(p["value"], p["devices"]) for p in body["points"]] == [(40.0, 1)]
 
 
 @pytest.mark.usefixtures("seeded")
 async def test_aggregates_sum_of_signal_volume(client: httpx.AsyncClient) -> None:
     params = WINDOW | {"field": "volume", "city": "alpha", "agg": "sum", "bucket": "1d"}
-    body = (await client.get("/aggregates/signal", params=params)).json()
+    body = (await client.get("/v1/aggregates/signal", params=params)).json()
     assert [p["value"] for p in body["points"]] == [12.0]
 
 
 async def test_aggregates_field_of_other_kind_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.get("/aggregates/energy", params={"field": "pm25_ugm3"})
-    error = response.json()["detail"][0]
+    response = await client.get("/v1/aggregates/energy", params={"field": "pm25_ugm3"})
+    error = response.json()["error"]["details"][0]
     assert (response.status_code, error["loc"]) == (422, ["query", "field"])
 
 
-async def test_aggregates_too_many_buckets_is_422(client: httpx.AsyncClient) -> None:
+async def test_aggregates_too_many_buckets_is_point_budget_400(client: httpx.AsyncClient) -> None:
     params = {"field": "pv_kw", "bucket": "1s"} | {
         "from": "2026-01-01T00:00:00Z",
         "to": "2026-01-02T00:00:00Z",
     }
-    response = await client.get("/aggregates/energy", params=params)
-    assert response.json()["detail"][0]["type"] == "too_many_buckets"
+    response = await client.get("/v1/aggregates/energy", params=params)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "point_budget")

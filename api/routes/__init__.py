@@ -1,3 +1,13 @@
-"""One module per resource, each with a ``router``; ``api.main`` includes them all."""
+"""One module per resource, each with a ``router``; ``api.main`` mounts them under /v1
+(``health`` stays at the root)."""
 
-__all__ = ["deadletters", "devices", "events", "health", "indicators", "series"]
+__all__ = [
+    "aggregates",
+    "deadletters",
+    "devices",
+    "events",
+    "health",
+    "indicators",
+    "keys",
+    "series",
+]

@@ -7,20 +7,25 @@ from datetime import datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel
+from fastapi import APIRouter, Body, Depends, Query
+from pydantic import BaseModel, Field
 
 from api import queries
-from api.deps import Db
+from api.deps import Db, Settings, require
+from api.keys import Role
+from api.params import Instant
+from core.settings import IngestSettings
+from ingest.deadletters import replay_dead_letters, replay_policy
 from schemas.reasons import DeadLetterReason
 
 router = APIRouter(prefix="/deadletters", tags=["deadletters"])
 
 Reason = DeadLetterReason  # the dead_letters table's CHECK constraint, from the contract
 MAX_LETTERS = 500
+MAX_REPLAY = 100_000
 PAYLOAD_SHOWN_BYTES = 64 * 1024
 SinceQuery = Annotated[
-    AwareDatetime | None, Query(description="Only letters received at or after, RFC 3339.")
+    Instant | None, Query(description="Only letters received at or after, RFC 3339.")
 ]
 
 
@@ -71,6 +76,24 @@ class DeadLetterSummary(BaseModel):
     reasons: list[ReasonCount]
 
 
+class ReplayRequest(BaseModel):
+    """Which dead letters to replay, oldest first: by reason and receipt time, at most
+    ``limit`` of them, decoded ``chunk`` at a time."""
+
+    reason: Reason | None = None
+    since: Instant | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_REPLAY)] = 10_000
+    chunk: Annotated[int, Field(ge=1, le=10_000)] = 1000
+
+
+class ReplayReport(BaseModel):
+    """``examined`` letters, of which ``ingested`` now passed; the others by new reason."""
+
+    examined: int
+    ingested: int
+    still_refused: dict[str, int]
+
+
 def _utf8_or_none(payload: bytes) -> str | None:
     try:
         return payload.decode("utf-8")
@@ -98,3 +121,25 @@ async def summarize_dead_letters(db: Db, since: SinceQuery = None) -> DeadLetter
     rows = await queries.summarize_dead_letters(db, since=since)
     reasons = [ReasonCount.model_validate(dict(r)) for r in rows]
     return DeadLetterSummary(total=sum(r.count for r in reasons), reasons=reasons)
+
+
+@router.post("/replay", dependencies=[Depends(require(Role.OPERATOR))])
+async def replay(
+    settings: Settings, request: Annotated[ReplayRequest | None, Body()] = None
+) -> ReplayReport:
+    """Re-validate dead letters with the collector's default checks and ingest those that
+    now pass (after a registry or contract fix), exactly once."""
+    ask = request or ReplayRequest()
+    collector = IngestSettings.model_construct()  # the collector's defaults, not the env
+    report = await replay_dead_letters(
+        str(settings.require_database_url()),
+        policy=replay_policy(collector),
+        unknown_devices=collector.ingest_unknown_devices,
+        reason=str(ask.reason) if ask.reason else None,
+        since=ask.since,
+        chunk=ask.chunk,
+        limit=ask.limit,
+    )
+    return ReplayReport(
+        examined=report.examined, ingested=report.ingested, still_refused=report.still_refused
+    )

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from api import queries
 from api.deps import Db, TimeRangeDep
+from api.params import City, DeviceId
 from schemas.payloads import EventType, Severity
 from schemas.topics import Kind
 
@@ -39,8 +40,8 @@ async def list_events(
     *,
     db: Db,
     time_range: TimeRangeDep,
-    device_id: str | None = None,
-    city: str | None = None,
+    device_id: DeviceId | None = None,
+    city: City | None = None,
     type: EventType | None = None,
     severity: Severity | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 100,

@@ -13,8 +13,11 @@ from pydantic import BaseModel
 from api import queries
 from api.deps import Db
 from api.errors import NotFoundError
+from api.params import City
 from schemas.topics import Kind
 
+# The current snapshot per city lives under /indicators/now; period indicators
+# (/indicators, /indicators/{name}) are declared after these routes, so "now" wins.
 router = APIRouter(prefix="/indicators", tags=["indicators"])
 
 
@@ -72,7 +75,7 @@ class CityIndicators(BaseModel):
 
 
 async def get_city(
-    city: Annotated[str, Path(description="City name, as in the registry.")], db: Db
+    city: Annotated[City, Path(description="City name, as in the registry.")], db: Db
 ) -> str:
     """The path's city, when it has registered devices; the one place for its 404."""
     if not await queries.city_registered(db, city):
@@ -111,14 +114,16 @@ def _assemble(rows: queries.IndicatorRows) -> list[CityIndicators]:
     return result
 
 
-@router.get("")
-async def list_indicators(db: Db, city: str | None = None) -> list[CityIndicators]:
-    """Indicators of every city with registered devices (or only ``city``), by city name."""
+@router.get("/now")
+async def list_indicators(db: Db, city: City | None = None) -> list[CityIndicators]:
+    """Indicators now, of every city with registered devices (or only ``city``), by name."""
     return _assemble(await queries.fetch_indicators(db, city))
 
 
-@router.get("/{city}", responses={404: {"description": "no registered devices in the city"}})
+@router.get(
+    "/now/{city}", responses={404: {"description": "no registered devices in the city"}}
+)
 async def get_indicators(db: Db, city: CityDep) -> CityIndicators:
-    """Indicators of one city."""
+    """Indicators of one city now."""
     (indicators,) = _assemble(await queries.fetch_indicators(db, city))
     return indicators

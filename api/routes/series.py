@@ -1,12 +1,13 @@
-"""Telemetry time series: one device's, and aggregates over a kind in a city."""
+"""Telemetry of one device: its newest reading, and its time series."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api import queries
@@ -14,25 +15,43 @@ from api.deps import (
     Aggregate,
     Db,
     DeviceDep,
+    Settings,
     Window,
     WindowDep,
-    check_bucketed_window,
-    check_raw_window,
+    check_point_budget,
     parse_bucket,
 )
 from api.errors import InvalidQueryError
+from api.params import Bucket, FieldList
 from schemas.payloads import TELEMETRY_COLUMNS
 from schemas.topics import Kind
 
-router = APIRouter(tags=["series"])
+router = APIRouter(tags=["telemetry"])
 
 MAX_RAW_ROWS = 10_000
 FieldsQuery = Annotated[
-    str | None,
+    FieldList | None,
     Query(description="Comma-separated telemetry fields of the device's kind; default all."),
 ]
-BucketQuery = Annotated[str | None, Query(description="Bucket size: 30s, 5m, 1h, 1d.")]
 AggQuery = Annotated[Aggregate, Query(description="Aggregate per bucket.")]
+
+
+class Status(BaseModel):
+    """The device's last status message; null before the first."""
+
+    online: bool | None
+    last_seen: datetime | None
+    fw: str | None
+
+
+class Latest(BaseModel):
+    """The newest telemetry row (``ts`` and one key per contract field; null when the
+    device never reported) and the device's status."""
+
+    device_id: str
+    kind: Kind
+    status: Status
+    reading: dict[str, Any] | None
 
 
 class Series(BaseModel):
@@ -52,29 +71,35 @@ class Series(BaseModel):
     points: list[dict[str, Any]]
 
 
-class AggregatePoint(BaseModel):
-    ts: datetime
-    value: float | int | bool | str | None
-    n: int
-    devices: int
+@dataclass(frozen=True, slots=True)
+class SeriesRequest:
+    """Window, bucket (None for raw readings) and aggregate, within the point budget."""
 
-
-class KindAggregate(BaseModel):
-    kind: Kind
-    field: str
-    city: str | None
-    district: str | None
-    start: datetime = Field(serialization_alias="from")
-    end: datetime = Field(serialization_alias="to")
-    bucket: str
+    window: Window
+    bucket: str | None
+    size: timedelta | None
     agg: Aggregate
-    points: list[AggregatePoint]
+
+
+def get_series_request(
+    window: WindowDep,
+    settings: Settings,
+    bucket: Annotated[Bucket | None, Query(description="Bucket size: 30s, 5m, 1h, 1d.")] = None,
+    agg: AggQuery = "avg",
+) -> SeriesRequest:
+    """The series asked for, refused (400 ``point_budget``) before any query when too big."""
+    size = parse_bucket(bucket) if bucket is not None else None
+    check_point_budget(window, size, settings.api_point_budget)
+    return SeriesRequest(window, bucket, size, agg)
+
+
+SeriesRequestDep = Annotated[SeriesRequest, Depends(get_series_request)]
 
 
 def parse_fields(kind: Kind, text: str | None, *, param: str = "fields") -> list[str]:
     """Requested fields, checked against the contract; all of the kind's when absent."""
     known = TELEMETRY_COLUMNS[kind]
-    names = list(dict.fromkeys(p.strip() for p in (text or "").split(",") if p.strip()))
+    names = list(dict.fromkeys(p for p in (text or "").split(",") if p))
     unknown = [n for n in names if n not in known]
     if unknown:
         raise InvalidQueryError(
@@ -95,25 +120,50 @@ def check_aggregate(kind: Kind, fields: list[str], agg: str) -> None:
         )
 
 
-@router.get("/devices/{device_id}/series", responses={404: {"description": "unknown device"}})
+@router.get("/devices/{device_id}/latest", responses={404: {"description": "unknown device"}})
+async def get_latest(device: DeviceDep, db: Db) -> Latest:
+    """The device's newest telemetry row and its status."""
+    row = await queries.fetch_latest(db, Kind(device["kind"]), device["device_id"])
+    return Latest(
+        device_id=device["device_id"],
+        kind=device["kind"],
+        status=Status(online=device["online"], last_seen=device["last_seen"], fw=device["fw"]),
+        reading=dict(row) if row is not None else None,
+    )
+
+
+@router.get(
+    "/devices/{device_id}/series",
+    responses={
+        400: {"description": "over the point budget"},
+        404: {"description": "unknown device"},
+    },
+)
 async def get_series(
     *,
+    request: SeriesRequestDep,
     device: DeviceDep,
     db: Db,
-    window: WindowDep,
     fields: FieldsQuery = None,
-    bucket: BucketQuery = None,
-    agg: AggQuery = "avg",
     limit: Annotated[int, Query(ge=1, le=MAX_RAW_ROWS, description="Raw rows only.")] = 1000,
 ) -> Series:
     """Raw readings (no ``bucket``) or ``date_bin`` buckets of one device's telemetry."""
     kind = Kind(device["kind"])
     names = parse_fields(kind, fields)
-    if bucket is None:
-        return await _raw_series(db, device, names, window, limit)
-    size = parse_bucket(bucket)
-    check_aggregate(kind, names, agg)
-    check_bucketed_window(window, size)
+    window = request.window
+    if request.size is None:
+        rows = await queries.fetch_raw_series(
+            db,
+            kind,
+            device["device_id"],
+            names,
+            start=window.start,
+            end=window.end,
+            limit=limit + 1,
+        )
+        points = [dict(r) for r in rows[:limit]]
+        return _series(device, names, request, points, truncated=len(rows) > limit)
+    check_aggregate(kind, names, request.agg)
     rows = await queries.fetch_bucketed_series(
         db,
         kind,
@@ -121,95 +171,29 @@ async def get_series(
         names,
         start=window.start,
         end=window.end,
-        bucket=size,
-        agg=agg,
+        bucket=request.size,
+        agg=request.agg,
     )
     points = [{"ts": r["bucket"], "n": r["n"], **{n: r[n] for n in names}} for r in rows]
-    return _series(device, names, window, points, bucket=bucket, agg=agg)
-
-
-async def _raw_series(
-    db: asyncpg.Connection, device: asyncpg.Record, names: list[str], window: Window, limit: int
-) -> Series:
-    check_raw_window(window)
-    rows = await queries.fetch_raw_series(
-        db,
-        Kind(device["kind"]),
-        device["device_id"],
-        names,
-        start=window.start,
-        end=window.end,
-        limit=limit + 1,
-    )
-    points = [dict(r) for r in rows[:limit]]
-    return _series(device, names, window, points, truncated=len(rows) > limit)
+    return _series(device, names, request, points)
 
 
 def _series(
     device: asyncpg.Record,
     names: list[str],
-    window: Window,
+    request: SeriesRequest,
     points: list[dict[str, Any]],
     *,
-    bucket: str | None = None,
-    agg: Aggregate | None = None,
     truncated: bool = False,
 ) -> Series:
     return Series(
         device_id=device["device_id"],
         kind=device["kind"],
         fields=names,
-        start=window.start,
-        end=window.end,
-        bucket=bucket,
-        agg=agg,
+        start=request.window.start,
+        end=request.window.end,
+        bucket=request.bucket,
+        agg=request.agg if request.bucket is not None else None,
         truncated=truncated,
         points=points,
     )
-
-
-@router.get("/aggregates/{kind}")
-async def get_kind_aggregate(
-    *,
-    kind: Kind,
-    db: Db,
-    window: WindowDep,
-    field: Annotated[str, Query(description="One telemetry field of the kind.")],
-    city: str | None = None,
-    district: str | None = None,
-    bucket: Annotated[str, Query(description="Bucket size: 30s, 5m, 1h, 1d.")] = "1h",
-    agg: AggQuery = "avg",
-) -> KindAggregate:
-    """One field aggregated per bucket over every reading of the kind's devices
-    in a city (and district), with how many devices reported."""
-    names = parse_fields(kind, field, param="field")
-    if len(names) != 1:
-        raise InvalidQueryError("field", "name exactly one field", rule="one_field", value=field)
-    size = parse_bucket(bucket)
-    check_aggregate(kind, names, agg)
-    check_bucketed_window(window, size)
-    rows = await queries.fetch_kind_aggregate(
-        db,
-        kind,
-        names[0],
-        queries.DeviceFilter(city=city, district=district),
-        start=window.start,
-        end=window.end,
-        bucket=size,
-        agg=agg,
-    )
-    return KindAggregate(
-        kind=kind,
-        field=names[0],
-        city=city,
-        district=district,
-        start=window.start,
-        end=window.end,
-        bucket=bucket,
-        agg=agg,
-        points=[_aggregate_point(r) for r in rows],
-    )
-
-
-def _aggregate_point(row: asyncpg.Record) -> AggregatePoint:
-    return AggregatePoint(ts=row["bucket"], value=row["value"], n=row["n"], devices=row["devices"])

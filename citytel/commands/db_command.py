@@ -4,25 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import asyncpg
 import typer
 from rich.console import Console
 
-from citytel.commands.options import ConfigOption, run, settings_for
+from citytel.commands.options import ConfigOption, connect, run, settings_for
 from core.settings import DatabaseSettings
 from schemas.migrate import migrate as apply_migrations
 from schemas.migrate import migration_status
 
 console = Console()
-
-
-async def _connect(settings: DatabaseSettings) -> asyncpg.Connection:
-    url = settings.require_database_url()
-    try:
-        return await asyncpg.connect(str(url), timeout=10)
-    except (OSError, asyncpg.PostgresError) as exc:
-        console.print(f"[red]cannot connect to {url.masked()}: {exc}[/red]")
-        raise typer.Exit(1) from exc
 
 
 def migrate(
@@ -40,7 +30,7 @@ def migrate(
     )
 
     async def main() -> None:
-        conn = await _connect(settings)
+        conn = await connect(settings)
         try:
             applied = await apply_migrations(
                 conn,
@@ -66,7 +56,7 @@ def status(config: ConfigOption = None) -> None:
     settings = settings_for(DatabaseSettings, config)
 
     async def main() -> int:
-        conn = await _connect(settings)
+        conn = await connect(settings)
         try:
             st = await migration_status(conn)
         finally:

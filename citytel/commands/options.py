@@ -7,6 +7,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 import typer
 
 from core.logs import configure_logging
@@ -36,3 +37,16 @@ def settings_for(cls: type[S], config: Path | None, **overrides: Any) -> S:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+async def connect(settings: CommonSettings) -> asyncpg.Connection:
+    """A connection to the settings' database; exit 1 with one line when there is none."""
+    url = settings.require_database_url()
+    try:
+        return await asyncpg.connect(str(url), timeout=CONNECT_TIMEOUT_S)
+    except (OSError, asyncpg.PostgresError) as exc:
+        typer.echo(f"cannot connect to {url.masked()}: {exc}", err=True)
+        raise typer.Exit(1) from exc
