@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -28,6 +29,7 @@ from api.keys import Principal, Role, UsageRecorder, authenticate_key, parse_key
 from api.params import Bucket, DeviceId, Instant
 from core.settings import ApiSettings
 
+API_PREFIX = "/v1"
 ACQUIRE_TIMEOUT_S = 5.0
 DEFAULT_WINDOW = timedelta(days=1)
 MAX_RAW_SPAN = timedelta(days=7)
@@ -54,8 +56,9 @@ def get_pool(request: Request) -> asyncpg.Pool:
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 
 
-async def get_db(pool: Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A connection from the pool for the duration of the request."""
+@asynccontextmanager
+async def pooled_connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from ``pool`` for the block; 503 when none can be had."""
     try:
         conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_S)
     except (*UNREACHABLE_ERRORS, asyncpg.PostgresError) as exc:
@@ -64,6 +67,12 @@ async def get_db(pool: Pool) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await pool.release(conn)
+
+
+async def get_db(pool: Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from the pool for the duration of the request."""
+    async with pooled_connection(pool) as conn:
+        yield conn
 
 
 Db = Annotated[asyncpg.Connection, Depends(get_db)]
@@ -97,6 +106,15 @@ async def authenticate(
     header: Annotated[str | None, Depends(_api_key_header)],
 ) -> Principal:
     """The principal of the request's API key (Bearer or X-API-Key); 401 without one."""
+    return await _principal(db, usage, bearer, header)
+
+
+async def _principal(
+    db: asyncpg.Connection,
+    usage: UsageRecorder,
+    bearer: HTTPAuthorizationCredentials | None,
+    header: str | None,
+) -> Principal:
     presented = bearer.credentials if bearer is not None else header
     if not presented:
         raise UnauthenticatedError(
@@ -122,14 +140,18 @@ def require(role: Role) -> RoleCheck:
     """
 
     async def check_role(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if not principal.role.allows(role):
-            raise ForbiddenError(
-                f"this operation needs the {role} role; key {principal.key_id} is {principal.role}"
-            )
-        return principal
+        return _check_role(principal, role)
 
     _REQUIRED_ROLES[check_role] = role
     return check_role
+
+
+def _check_role(principal: Principal, role: Role) -> Principal:
+    if not principal.role.allows(role):
+        raise ForbiddenError(
+            f"this operation needs the {role} role; key {principal.key_id} is {principal.role}"
+        )
+    return principal
 
 
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
@@ -147,6 +169,25 @@ def required_role(dependant: Dependant) -> Role | None:
             found.append(_REQUIRED_ROLES[dependant.call])
         pending.extend(dependant.dependencies)
     return max(found, key=lambda r: r.rank, default=None)
+
+
+def request_role(request: Request) -> Role | None:
+    """The role a request's path needs: its route's, and at least viewer under /v1
+    (an unknown /v1 path too); None outside /v1."""
+    if not request.url.path.startswith(f"{API_PREFIX}/"):
+        return None
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    found = required_role(dependant) if dependant is not None else None
+    return found if found is not None and found.allows(Role.VIEWER) else Role.VIEWER
+
+
+async def authorize_request(request: Request, role: Role) -> Principal:
+    """The checks of :func:`require` for a request FastAPI answers before dependencies
+    run (a path that matches nothing, a body that is not JSON): its key, then its role."""
+    bearer, header = await _bearer(request), await _api_key_header(request)
+    async with pooled_connection(get_pool(request)) as conn:
+        principal = await _principal(conn, get_usage_recorder(request), bearer, header)
+    return _check_role(principal, role)
 
 
 # --- the device in the path -------------------------------------------------------------

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import authorize_request, request_role
 from api.errors import UNREACHABLE_ERRORS, ApiError, database_error
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,26 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return render_api_error(request, exc)
 
 
+async def _refused_first(request: Request) -> JSONResponse | None:
+    """401 or 403 for a /v1 request without a key of the right role, or None.
+
+    FastAPI matches the path and decodes a JSON body before any dependency runs, so
+    those refusals (404, 405, a body that is not JSON) could otherwise reach a caller
+    without a key; they are checked here first, with the dependency's own checks."""
+    role = request_role(request)
+    if role is None:
+        return None
+    try:
+        await authorize_request(request, role)
+    except ApiError as refusal:
+        return render_api_error(request, refusal)
+    return None
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if refused := await _refused_first(request):
+        return refused
     details = [_validation_detail(e) for e in exc.errors()[:_MAX_DETAILS]]
     first = details[0] if details else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(part) for part in first["loc"])
@@ -91,8 +110,11 @@ def _validation_detail(error: dict[str, Any]) -> dict[str, Any]:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if refused := await _refused_first(request):
+        return refused
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-    message = exc.detail if isinstance(exc.detail, str) else _phrase(exc.status_code)
+    detail = exc.detail if isinstance(exc.detail, str) else _phrase(exc.status_code)
+    message = f"{detail}: {request.method} {request.url.path}"
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 

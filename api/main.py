@@ -18,7 +18,7 @@ import asyncpg
 import orjson
 from fastapi import APIRouter, Depends, FastAPI
 
-from api.deps import require, required_role
+from api.deps import API_PREFIX, require, required_role
 from api.errors import DatabaseUnavailableError
 from api.handlers import install_error_handlers
 from api.keys import Role, UsageRecorder
@@ -33,7 +33,6 @@ STARTUP_TIMEOUT_S = 60.0
 _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 5.0
 _UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-API_PREFIX = "/v1"
 V1_RESOURCES = (devices, series, aggregates, events, deadletters, indicators, keys)
 
 

@@ -54,9 +54,7 @@ async def get_readiness(pool: Pool) -> Readiness:
         status = await migration_status(conn)
     problems = _schema_problems(status)
     if problems:
-        raise NotReadyError(
-            "not ready: " + "; ".join(p["msg"] for p in problems), details=problems
-        )
+        raise NotReadyError("not ready: " + "; ".join(p["msg"] for p in problems), details=problems)
     return Readiness(
         status="ready",
         database="ok",

@@ -120,9 +120,7 @@ async def list_indicators(db: Db, city: City | None = None) -> list[CityIndicato
     return _assemble(await queries.fetch_indicators(db, city))
 
 
-@router.get(
-    "/now/{city}", responses={404: {"description": "no registered devices in the city"}}
-)
+@router.get("/now/{city}", responses={404: {"description": "no registered devices in the city"}})
 async def get_indicators(db: Db, city: CityDep) -> CityIndicators:
     """Indicators of one city now."""
     (indicators,) = _assemble(await queries.fetch_indicators(db, city))

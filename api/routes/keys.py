@@ -16,9 +16,7 @@ from api.keys import Role
 from api.params import KeyId, Text
 from schemas.timestamps import format_rfc3339
 
-router = APIRouter(
-    prefix="/keys", tags=["keys"], dependencies=[Depends(require(Role.ADMIN))]
-)
+router = APIRouter(prefix="/keys", tags=["keys"], dependencies=[Depends(require(Role.ADMIN))])
 KeyIdPath = Annotated[KeyId, Path(description="The key's public id (8 hex characters).")]
 
 
