@@ -22,6 +22,7 @@ import uvicorn
 from rich.console import Console
 from rich.live import Live
 
+from api.keys import Role, create_key
 from api.main import create_app
 from citytel.demo_services import DemoBroker, DemoDatabase, resolve_broker, resolve_database
 from core.broker import free_port
@@ -73,7 +74,7 @@ async def run_demo(options: DemoOptions) -> None:
         broker = await resolve_broker(stack, options.mqtt_url, options.data_dir)
         console.print(f"database: {database.origin} ({database.url.masked()})")
         console.print(f"broker:   {broker.origin} ({broker.url.masked()})")
-        fleet = await _prepare_database(database, options)
+        fleet, key = await _prepare_database(database, options)
         collector = Collector(_ingest_settings(database, broker, options))
         collector_task = asyncio.create_task(collector.run(stop), name="collector")
         api_port = options.api_port if _port_free(options.api_port) else free_port()
@@ -98,7 +99,7 @@ async def run_demo(options: DemoOptions) -> None:
             ),
             name="simulator",
         )
-        _print_urls(api_port, options.metrics_port)
+        _print_urls(api_port, options.metrics_port, options.city, key)
         try:
             await _show_status(
                 database, collector, options, stop, (collector_task, api_task, sim_task)
@@ -117,7 +118,8 @@ async def run_demo(options: DemoOptions) -> None:
     console.print("stopped; nothing left running.")
 
 
-async def _prepare_database(database: DemoDatabase, options: DemoOptions) -> Fleet:
+async def _prepare_database(database: DemoDatabase, options: DemoOptions) -> tuple[Fleet, str]:
+    """Migrate, register the fleet, and make a viewer key for this run."""
     conn = await asyncpg.connect(str(database.url), timeout=10)
     try:
         applied = await migrate(conn)
@@ -132,10 +134,11 @@ async def _prepare_database(database: DemoDatabase, options: DemoOptions) -> Fle
             interval_s=options.interval_s,
         )
         await upsert_devices(conn, list(fleet.devices))
+        _, key = await create_key(conn, Role.VIEWER, "demo")
     finally:
         await conn.close()
     console.print(f"registry: {len(fleet.devices)} devices of {options.city} imported")
-    return fleet
+    return fleet, key
 
 
 def _ingest_settings(
@@ -166,12 +169,19 @@ def _simulation_options(options: DemoOptions) -> SimulationOptions:
     )
 
 
-def _print_urls(api_port: int, metrics_port: int) -> None:
+def _print_urls(api_port: int, metrics_port: int, city: str, key: str) -> None:
     base = f"http://127.0.0.1:{api_port}"
-    console.print(f"API docs:   {base}/docs")
+    console.print(f"API docs:   {base}/docs (Authorize with the key below)")
     console.print(f"health:     {base}/healthz")
-    console.print(f"indicators: {base}/indicators/jinan")
-    console.print(f"devices:    {base}/devices?city=jinan")
+    console.print(f"API key:    {key} (viewer, made for this run)")
+    console.print(
+        f'devices:    curl -H "Authorization: Bearer {key}" "{base}/v1/devices?city={city}"',
+        soft_wrap=True,
+    )
+    console.print(
+        f'indicators: curl -H "Authorization: Bearer {key}" {base}/v1/indicators/now/{city}',
+        soft_wrap=True,
+    )
     console.print(f"metrics:    http://127.0.0.1:{metrics_port}/metrics (collector)")
     console.print("press Ctrl-C to stop")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,12 +68,19 @@ async def test_demo_flows_serves_and_stops_cleanly(
         stored = await wait_for_count(db, "SELECT count(*) FROM pole_telemetry", 20, timeout_s=40)
         assert stored >= 20, log.read_text()
 
-        def health() -> bytes:
-            url = f"http://127.0.0.1:{api_port}/healthz"
-            with urllib.request.urlopen(url, timeout=5) as reply:
+        def get(path: str, key: str | None = None) -> bytes:
+            url = f"http://127.0.0.1:{api_port}{path}"
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            request = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(request, timeout=5) as reply:
                 return reply.read()
 
-        assert b'"ok"' in await asyncio.to_thread(health)
+        assert b'"ok"' in await asyncio.to_thread(get, "/healthz")
+        key = re.search(r"API key: +(ctk_\S+)", log.read_text())
+        assert key is not None, log.read_text()
+        assert f'curl -H "Authorization: Bearer {key[1]}"' in log.read_text()
+        devices = await asyncio.to_thread(get, "/v1/devices?city=jinan&limit=5", key[1])
+        assert b'"device_id"' in devices
         assert (
             await db.fetchval(
                 "SELECT intersections FROM signal_timing_coverage WHERE city = 'jinan'"
