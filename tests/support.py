@@ -185,6 +185,16 @@ async def wait_for_count(
         await asyncio.sleep(0.1)
 
 
+async def insert_rows(db: asyncpg.Connection, table: str, rows: list[dict[str, Any]]) -> None:
+    """Insert telemetry ``rows`` (column -> value), creating their day partitions first."""
+    days = sorted({row["ts"].astimezone(UTC).date() for row in rows})
+    await db.execute("SELECT citytel_ensure_partitions($1::regclass, $2::date[])", table, days)
+    for row in rows:
+        columns = ", ".join(row)
+        values = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+        await db.execute(f"INSERT INTO {table} ({columns}) VALUES ({values})", *row.values())
+
+
 async def register_poles(conn: asyncpg.Connection, city: str, count: int) -> list[str]:
     ids = [f"{city}-pole-{i:05d}" for i in range(count)]
     await conn.executemany(

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from support import insert_rows
 
 from ingest.registry import upsert_devices
 from schemas.registry import Device
@@ -211,13 +212,8 @@ async def test_devices_delete_removes_registry_row_and_status_not_telemetry(
 ) -> None:
     await seed_registry(db)
     await db.execute("INSERT INTO device_status (device_id, online) VALUES ('pole-2', true)")
-    await db.execute(
-        "SELECT citytel_ensure_partitions('pole_telemetry'::regclass, ARRAY['2026-11-30'::date])"
-    )
-    await db.execute(
-        "INSERT INTO pole_telemetry (device_id, ts, pm25_ugm3) VALUES ('pole-2', $1, 5)",
-        datetime(2026, 11, 30, tzinfo=UTC),
-    )
+    at = datetime(2026, 11, 30, tzinfo=UTC)
+    await insert_rows(db, "pole_telemetry", [{"device_id": "pole-2", "ts": at, "pm25_ugm3": 5.0}])
     response = await client.delete("/v1/devices/pole-2")
     assert response.status_code == 204
     assert (await client.get("/v1/devices/pole-2")).status_code == 404
@@ -230,18 +226,13 @@ async def test_devices_latest_is_the_newest_row_with_status(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     await seed_registry(db)
-    await db.execute(
-        "SELECT citytel_ensure_partitions('pole_telemetry'::regclass,"
-        " ARRAY['2026-11-29'::date, '2026-11-30'::date])"
-    )
-    await db.executemany(
-        "INSERT INTO pole_telemetry (device_id, ts, pm25_ugm3, lamp_on) VALUES ($1, $2, $3, $4)",
-        [
-            ("pole-1", datetime(2026, 11, 29, 23, tzinfo=UTC), 1.0, False),
-            ("pole-1", datetime(2026, 11, 30, 1, tzinfo=UTC), 2.0, True),
-            ("pole-2", datetime(2026, 11, 30, 2, tzinfo=UTC), 3.0, True),
-        ],
-    )
+    rows = [
+        ("pole-1", datetime(2026, 11, 29, 23, tzinfo=UTC), 1.0, False),
+        ("pole-1", datetime(2026, 11, 30, 1, tzinfo=UTC), 2.0, True),
+        ("pole-2", datetime(2026, 11, 30, 2, tzinfo=UTC), 3.0, True),
+    ]
+    keys = ("device_id", "ts", "pm25_ugm3", "lamp_on")
+    await insert_rows(db, "pole_telemetry", [dict(zip(keys, r, strict=True)) for r in rows])
     await db.execute("INSERT INTO device_status (device_id, online, fw) VALUES ('pole-1', 't', 3)")
     body = (await client.get("/v1/devices/pole-1/latest")).json()
     assert body["status"] == {"online": True, "last_seen": None, "fw": "3"}

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from support import insert_rows
 
 from ingest.registry import upsert_devices
 from schemas.registry import Device
@@ -18,16 +19,6 @@ WINDOW = {"from": "2026-11-30T00:00:00Z", "to": "2026-11-30T01:00:00Z"}
 
 def at(minute: float) -> datetime:
     return DAY + timedelta(minutes=minute)
-
-
-async def insert_rows(db: asyncpg.Connection, table: str, rows: list[dict[str, Any]]) -> None:
-    await db.execute(
-        f"SELECT citytel_ensure_partitions('{table}'::regclass, ARRAY['2026-11-30'::date])"
-    )
-    for row in rows:
-        columns = ", ".join(row)
-        values = ", ".join(f"${i}" for i in range(1, len(row) + 1))
-        await db.execute(f"INSERT INTO {table} ({columns}) VALUES ({values})", *row.values())
 
 
 @pytest.fixture

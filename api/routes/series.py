@@ -150,29 +150,15 @@ async def get_series(
     """Raw readings (no ``bucket``) or ``date_bin`` buckets of one device's telemetry."""
     kind = Kind(device["kind"])
     names = parse_fields(kind, fields)
-    window = request.window
+    what = (db, kind, device["device_id"], names)
+    bounds = {"start": request.window.start, "end": request.window.end}
     if request.size is None:
-        rows = await queries.fetch_raw_series(
-            db,
-            kind,
-            device["device_id"],
-            names,
-            start=window.start,
-            end=window.end,
-            limit=limit + 1,
-        )
+        rows = await queries.fetch_raw_series(*what, **bounds, limit=limit + 1)
         points = [dict(r) for r in rows[:limit]]
         return _series(device, names, request, points, truncated=len(rows) > limit)
     check_aggregate(kind, names, request.agg)
     rows = await queries.fetch_bucketed_series(
-        db,
-        kind,
-        device["device_id"],
-        names,
-        start=window.start,
-        end=window.end,
-        bucket=request.size,
-        agg=request.agg,
+        *what, **bounds, bucket=request.size, agg=request.agg
     )
     points = [{"ts": r["bucket"], "n": r["n"], **{n: r[n] for n in names}} for r in rows]
     return _series(device, names, request, points)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from citytel.commands.options import ConfigOption, connect, run, settings_for
+from citytel.commands.options import ConfigOption, connect, on_database, run, settings_for
 from core.settings import DatabaseSettings
 from schemas.migrate import migrate as apply_migrations
 from schemas.migrate import migration_status
@@ -56,11 +56,7 @@ def status(config: ConfigOption = None) -> None:
     settings = settings_for(DatabaseSettings, config)
 
     async def main() -> int:
-        conn = await connect(settings)
-        try:
-            st = await migration_status(conn)
-        finally:
-            await conn.close()
+        st = await on_database(settings, migration_status)
         mode = st.storage_mode or "none (not migrated)"
         detail = {
             "timescale": f"TimescaleDB {st.timescale_version}: hypertables, compression,"

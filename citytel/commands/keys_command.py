@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 import typer
@@ -11,7 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from api import keys
 from api.keys import Role
-from citytel.commands.options import ConfigOption, connect, run, settings_for
+from citytel.commands.options import ConfigOption, on_database, run, settings_for
 from core.settings import ApiSettings
 from schemas.registry import Text
 
@@ -41,15 +41,7 @@ NameOption = Annotated[
 def create(role: RoleOption, name: NameOption = None, config: ConfigOption = None) -> None:
     """Create an API key and print it; it is shown this once and never stored."""
     settings = settings_for(ApiSettings, config)
-
-    async def main() -> tuple[asyncpg.Record, str]:
-        conn = await connect(settings)
-        try:
-            return await keys.create_key(conn, role, name)
-        finally:
-            await conn.close()
-
-    row, full = run(main())
+    row, full = run(on_database(settings, lambda conn: keys.create_key(conn, role, name)))
     typer.echo(f"created {row['role']} key {row['id']}" + (f" ({name})" if name else ""))
     typer.echo(full)
     typer.echo("This key is shown once and will not be shown again: store it now.")
@@ -57,16 +49,7 @@ def create(role: RoleOption, name: NameOption = None, config: ConfigOption = Non
 
 def list_command(config: ConfigOption = None) -> None:
     """List keys: id, name, role, created, last used, revoked (never a secret)."""
-    settings = settings_for(ApiSettings, config)
-
-    async def main() -> list[asyncpg.Record]:
-        conn = await connect(settings)
-        try:
-            return await keys.list_keys(conn)
-        finally:
-            await conn.close()
-
-    rows = run(main())
+    rows = run(on_database(settings_for(ApiSettings, config), keys.list_keys))
     typer.echo(_line("id", "role", "created (UTC)", "last used", "revoked", "name"))
     for r in rows:
         times = (_when(r[c]) for c in ("created_at", "last_used_at", "revoked_at"))
@@ -81,14 +64,10 @@ def revoke(
     """Revoke a key: from now on it authenticates nothing."""
     settings = settings_for(ApiSettings, config)
 
-    async def main() -> tuple[asyncpg.Record | None, asyncpg.Record | None]:
-        conn = await connect(settings)
-        try:
-            return await keys.revoke_key(conn, key_id), await keys.fetch_key(conn, key_id)
-        finally:
-            await conn.close()
+    async def revoke_and_read(conn: asyncpg.Connection) -> tuple[Any, Any]:
+        return await keys.revoke_key(conn, key_id), await keys.fetch_key(conn, key_id)
 
-    revoked, current = run(main())
+    revoked, current = run(on_database(settings, revoke_and_read))
     if revoked is not None:
         typer.echo(f"revoked key {key_id}")
         return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -50,3 +50,14 @@ async def connect(settings: CommonSettings) -> asyncpg.Connection:
     except (OSError, asyncpg.PostgresError) as exc:
         typer.echo(f"cannot connect to {url.masked()}: {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+async def on_database(
+    settings: CommonSettings, work: Callable[[asyncpg.Connection], Awaitable[T]]
+) -> T:
+    """``work`` on a connection of its own to the settings' database, closed after."""
+    conn = await connect(settings)
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
