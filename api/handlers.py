@@ -87,6 +87,8 @@ async def _refused_first(request: Request) -> JSONResponse | None:
         await authorize_request(request, role)
     except ApiError as refusal:
         return render_api_error(request, refusal)
+    except (asyncpg.PostgresError, *UNREACHABLE_ERRORS) as exc:
+        return await _database_error(request, exc)
     return None
 
 

@@ -38,7 +38,7 @@ class SiteType(StrEnum):
 class Device(BaseModel):
     """One registry row. Per-kind attributes are empty for the other kinds."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     device_id: Annotated[str, Field(pattern=f"^{DEVICE_ID_PATTERN}$")]
     kind: Kind

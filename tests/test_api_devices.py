@@ -166,6 +166,18 @@ async def test_devices_post_refuses_nul_in_every_text_field(
     assert response.json()["error"]["details"][0]["loc"] == ["body", 0, field]
 
 
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity"])
+async def test_devices_post_refuses_numbers_that_are_not_finite(
+    client: httpx.AsyncClient, number: bytes
+) -> None:
+    body = b'[{"device_id": "e1", "kind": "energy", "city": "a", "pv_capacity_kw": %s}]' % number
+    response = await client.post(
+        "/v1/devices", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["loc"] == ["body", 0, "pv_capacity_kw"]
+
+
 async def test_devices_patch_changes_only_what_it_names(
     client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
