@@ -22,7 +22,19 @@ from api.deps import API_PREFIX, require, required_role
 from api.errors import DatabaseUnavailableError
 from api.handlers import install_error_handlers
 from api.keys import Role, UsageRecorder
-from api.routes import aggregates, deadletters, devices, events, health, indicators, keys, series
+from api.routes import (
+    aggregates,
+    deadletters,
+    devices,
+    events,
+    feeds,
+    health,
+    indicators,
+    keys,
+    plan,
+    series,
+    targets,
+)
 from core.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
@@ -33,7 +45,19 @@ STARTUP_TIMEOUT_S = 60.0
 _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 5.0
 _UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-V1_RESOURCES = (devices, series, aggregates, events, deadletters, indicators, keys)
+# indicators (the "now" routes) before plan, whose /indicators/{name} would catch "now".
+V1_RESOURCES = (
+    devices,
+    series,
+    aggregates,
+    events,
+    deadletters,
+    indicators,
+    plan,
+    targets,
+    feeds,
+    keys,
+)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

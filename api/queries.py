@@ -170,31 +170,6 @@ async def fetch_bucketed_series(
     return await conn.fetch(sql, device_id, start, end, bucket)
 
 
-async def fetch_kind_aggregate(
-    conn: asyncpg.Connection,
-    kind: Kind,
-    column: str,
-    where: DeviceFilter,
-    *,
-    start: datetime,
-    end: datetime,
-    bucket: timedelta,
-    agg: str,
-) -> list[asyncpg.Record]:
-    """Per bucket over every reading of the kind's devices in a city/district:
-    ``bucket``, ``n`` (readings), ``devices`` (distinct reporting devices), ``value``."""
-    _check_columns(kind, [column])
-    sql = (
-        f"SELECT date_bin($1::interval, t.ts, {BUCKET_ORIGIN}) AS bucket, count(*) AS n,"
-        f" count(DISTINCT t.device_id) AS devices, {aggregate_expr(agg, kind, column)} AS value"
-        f" FROM {TELEMETRY_TABLES[kind]} t JOIN devices d ON d.device_id = t.device_id"
-        " WHERE d.kind = $2 AND t.ts >= $3 AND t.ts < $4"
-        " AND ($5::text IS NULL OR d.city = $5) AND ($6::text IS NULL OR d.district = $6)"
-        " GROUP BY 1 ORDER BY 1"
-    )
-    return await conn.fetch(sql, bucket, str(kind), start, end, where.city, where.district)
-
-
 def _check_columns(kind: Kind, columns: Sequence[str]) -> None:
     """Last line of defence: the caller validated these, SQL text never sees anything else."""
     unknown = set(columns) - set(TELEMETRY_COLUMNS[kind])

@@ -21,6 +21,7 @@ rendered from here (``python -m schemas.rollups``) and checked by a test.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -409,6 +410,42 @@ def area_stats(kind: Kind) -> list[tuple[str, str, str]]:
             ("net_load_kw_total", _DOUBLE, "sum(r.load_avg_kw - r.pv_avg_kw - r.wind_avg_kw)"),
         ]
     return stats
+
+
+AreaMerge = Callable[[str, bool], str]
+
+
+def area_merge(kind: Kind) -> list[tuple[str, AreaMerge]]:
+    """How each area column combines rows of alias ``a``: across the districts of one
+    bucket (``across_districts``), or across buckets into a coarser one.
+
+    Devices and coincident kW totals add up across districts; over time the devices are
+    the most that reported at once and a kW total is the mean. Every other column merges
+    as its per-device statistic does.
+    """
+
+    def summed(name: str) -> AreaMerge:
+        return lambda a, across: f"sum({a}.{name})::bigint"
+
+    def peak_then(name: str, over_time: str) -> AreaMerge:
+        return lambda a, across: (
+            (f"sum({a}.{name})" if across else f"{over_time}({a}.{name})")
+            + ("::bigint" if name == "devices" else "::double precision")
+        )
+
+    merges: list[tuple[str, AreaMerge]] = [("devices", peak_then("devices", "max"))]
+    for stat in STATS[kind]:
+        if stat.op == "last" or stat.name.endswith("_at"):
+            continue
+        merges.append(
+            (stat.name, lambda a, across, stat=stat: _merge_expr(stat, a, timescale=False))
+        )
+    merges.append(("samples_capped", summed("samples_capped")))
+    if kind is Kind.ENERGY:
+        merges += [
+            (f"{flow}_kw_total", peak_then(f"{flow}_kw_total", "avg")) for flow in AREA_FLOW_TOTALS
+        ]
+    return merges
 
 
 def area_columns(kind: Kind) -> tuple[str, ...]:

@@ -28,7 +28,14 @@ ROUTES = [
     if r.path.startswith("/v1/")
 ]
 OPERATIONS = [(method, r.path, r.role) for r in ROUTES for method in sorted(r.methods)]
-PATH_VALUES = {"device_id": "p1", "city": "alpha", "kind": "pole", "key_id": "0123abcd"}
+PATH_VALUES = {
+    "device_id": "p1",
+    "city": "alpha",
+    "kind": "pole",
+    "key_id": "0123abcd",
+    "name": "signal_timing_coverage",
+    "target_id": "1",
+}
 ROLE_BELOW = {Role.OPERATOR: Role.VIEWER, Role.ADMIN: Role.OPERATOR}
 
 

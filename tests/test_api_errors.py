@@ -90,9 +90,9 @@ async def test_422_for_malformed_json(client: httpx.AsyncClient) -> None:
         ("/v1/events", {"from": "1764460800"}),
         ("/v1/events", {"limit": "-1"}),
         ("/v1/devices/p%001", {}),
-        ("/v1/aggregates/pole", {"field": "pm25_ugm3\x00"}),
+        ("/v1/aggregates/pole", {"fields": "pm25_avg_ugm3\x00"}),
         ("/v1/indicators/now/al%00pha", {}),
-        ("/v1/aggregates/pole", {"field": "pm25_ugm3", "district": "\x00"}),
+        ("/v1/aggregates/pole", {"fields": "pm25_avg_ugm3", "district": "\x00"}),
         ("/v1/deadletters", {"since": "9999-12-31T23:59:59Z"}),
     ],
 )

@@ -11,6 +11,7 @@ import pytest
 from support import insert_rows
 
 from ingest.registry import upsert_devices
+from ingest.rollups import RollupRefresher
 from schemas.registry import Device
 
 DAY = datetime(2026, 11, 30, tzinfo=UTC)
@@ -183,37 +184,57 @@ async def test_series_unknown_device_is_404(client: httpx.AsyncClient) -> None:
     assert response.status_code == 404
 
 
-@pytest.mark.usefixtures("seeded")
+@pytest.fixture
+async def rolled_up(db: asyncpg.Connection, seeded: None) -> None:
+    """The seeded rows were written by SQL, not the collector: refresh their range."""
+    await RollupRefresher().refresh_range(db, DAY - timedelta(days=1), DAY + timedelta(days=1))
+
+
+@pytest.mark.usefixtures("rolled_up")
 async def test_aggregates_by_city_cover_only_its_devices(client: httpx.AsyncClient) -> None:
-    params = WINDOW | {"field": "pm25_ugm3", "city": "alpha", "bucket": "1h"}
+    params = WINDOW | {"city": "alpha", "bucket": "1h", "fields": "pm25_avg_ugm3,pm25_samples"}
     body = (await client.get("/v1/aggregates/pole", params=params)).json()
-    assert body["points"] == [{"ts": "2026-11-30T00:00:00Z", "value": 42.5, "n": 4, "devices": 2}]
+    assert body["source"] == "pole_area_1h"
+    # p1: 10, 20, 40 and p2: 100 (beta's p9 is not in alpha): mean over the 4 samples.
+    assert body["points"] == [
+        {"ts": "2026-11-30T00:00:00Z", "pm25_avg_ugm3": 42.5, "pm25_samples": 4}
+    ]
 
 
-@pytest.mark.usefixtures("seeded")
-async def test_aggregates_by_district_and_max(client: httpx.AsyncClient) -> None:
-    params = WINDOW | {"field": "pm25_ugm3", "city": "alpha", "district": "north", "agg": "max"}
+@pytest.mark.usefixtures("rolled_up")
+async def test_aggregates_by_district_and_every_statistic(client: httpx.AsyncClient) -> None:
+    params = WINDOW | {"city": "alpha", "district": "north", "bucket": "15m"}
     body = (await client.get("/v1/aggregates/pole", params=params)).json()
-    assert [(p["value"], p["devices"]) for p in body["points"]] == [(40.0, 1)]
+    assert body["source"] == "pole_area_15m"
+    (point,) = body["points"]
+    assert (point["devices"], point["samples"], point["pm25_max_ugm3"]) == (1, 3, 40.0)
+    assert (point["lamp_samples"], point["lamp_on_share"], point["noise_max_dba"]) == (2, 0.5, 55.5)
 
 
-@pytest.mark.usefixtures("seeded")
-async def test_aggregates_sum_of_signal_volume(client: httpx.AsyncClient) -> None:
-    params = WINDOW | {"field": "volume", "city": "alpha", "agg": "sum", "bucket": "1d"}
+@pytest.mark.usefixtures("rolled_up")
+async def test_aggregates_sum_of_signal_volume_per_local_day(client: httpx.AsyncClient) -> None:
+    params = WINDOW | {"city": "alpha", "bucket": "1d", "fields": "volume_sum,flash_samples"}
     body = (await client.get("/v1/aggregates/signal", params=params)).json()
-    assert [p["value"] for p in body["points"]] == [12.0]
+    # Days are local (Asia/Shanghai): 2026-11-30T00:00Z falls in the day that began at 16:00Z.
+    assert body["points"] == [{"ts": "2026-11-29T16:00:00Z", "volume_sum": 12, "flash_samples": 1}]
 
 
-async def test_aggregates_field_of_other_kind_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.get("/v1/aggregates/energy", params={"field": "pm25_ugm3"})
+async def test_aggregates_unknown_statistic_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/aggregates/energy", params={"fields": "pm25_avg_ugm3"})
     error = response.json()["error"]["details"][0]
-    assert (response.status_code, error["loc"]) == (422, ["query", "field"])
+    assert (response.status_code, error["loc"]) == (422, ["query", "fields"])
+
+
+async def test_aggregates_bucket_not_on_rollup_edges_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/aggregates/energy", params={"bucket": "10m"})
+    error = response.json()["error"]["details"][0]
+    assert (response.status_code, error["type"]) == (422, "bucket_rollup")
 
 
 async def test_aggregates_too_many_buckets_is_point_budget_400(client: httpx.AsyncClient) -> None:
-    params = {"field": "pv_kw", "bucket": "1s"} | {
+    params = {"bucket": "15m"} | {
         "from": "2026-01-01T00:00:00Z",
-        "to": "2026-01-02T00:00:00Z",
+        "to": "2026-12-01T00:00:00Z",
     }
     response = await client.get("/v1/aggregates/energy", params=params)
     assert (response.status_code, response.json()["error"]["code"]) == (400, "point_budget")

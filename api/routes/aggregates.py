@@ -1,86 +1,91 @@
-"""Aggregates of one field over every device of a kind in a city (and district)."""
+"""Aggregates of a kind over the devices of a city or district, from the area rollups."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-import asyncpg
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api import queries
-from api.deps import Aggregate, Db, Settings, WindowDep, check_point_budget, parse_bucket
+from api import plan_queries
+from api.deps import Db, Settings, WindowDep, check_point_budget, parse_bucket
 from api.errors import InvalidQueryError
 from api.params import Bucket, City, FieldList, Text
-from api.routes.series import AggQuery, check_aggregate, parse_fields
+from schemas.rollups import area_merge
 from schemas.topics import Kind
 
 router = APIRouter(prefix="/aggregates", tags=["telemetry"])
+ROLLUP_STEP = timedelta(minutes=15)
 
 
-class AggregatePoint(BaseModel):
-    ts: datetime
-    value: float | int | bool | str | None
-    n: int
-    devices: int
+class AreaAggregate(BaseModel):
+    """Per bucket, the kind's statistics over the devices of the scope, read from
+    ``source``. Every point has ``ts`` (the bucket's start; days are local days),
+    ``devices`` (the most that reported at once) and the requested statistics
+    (docs/rollups.md names them): counts and energy add up, means are over the
+    samples, shares are of the summed counts, kW totals are coincident means."""
 
-
-class KindAggregate(BaseModel):
     kind: Kind
-    field: str
     city: str | None
     district: str | None
     start: datetime = Field(serialization_alias="from")
     end: datetime = Field(serialization_alias="to")
     bucket: str
-    agg: Aggregate
-    points: list[AggregatePoint]
+    source: str
+    fields: list[str]
+    points: list[dict[str, Any]]
+
+
+def statistic_names(kind: Kind) -> list[str]:
+    return [name for name, _ in area_merge(kind)]
 
 
 @router.get("/{kind}", responses={400: {"description": "over the point budget"}})
-async def get_kind_aggregate(
+async def get_area_aggregate(
     *,
     kind: Kind,
     db: Db,
     window: WindowDep,
     settings: Settings,
-    field: Annotated[FieldList, Query(description="One telemetry field of the kind.")],
     city: City | None = None,
     district: Text | None = None,
-    bucket: Annotated[Bucket, Query(description="Bucket size: 30s, 5m, 1h, 1d.")] = "1h",
-    agg: AggQuery = "avg",
-) -> KindAggregate:
-    """One field aggregated per bucket over every reading of the kind's devices
-    in a city (and district), with how many devices reported."""
+    bucket: Annotated[
+        Bucket, Query(description="A multiple of 15 minutes: 15m, 30m, 1h, 6h, 1d, 7d.")
+    ] = "1h",
+    fields: Annotated[
+        FieldList | None, Query(description="Statistics to return (default: all of the kind).")
+    ] = None,
+) -> AreaAggregate:
+    """The kind's statistics per bucket over every device of a city (and district), or
+    of every city. Read from the area rollup that fits the bucket (15-minute or hourly;
+    ``1d`` buckets are the scope's local days), so the cost does not grow with devices."""
     size = parse_bucket(bucket)
+    if size % ROLLUP_STEP:
+        raise InvalidQueryError(
+            "bucket", "a multiple of 15 minutes (rollups start there)", rule="bucket_rollup"
+        )
     check_point_budget(window, size, settings.api_point_budget)
-    names = parse_fields(kind, field, param="field")
-    if len(names) != 1:
-        raise InvalidQueryError("field", "name exactly one field", rule="one_field", value=field)
-    check_aggregate(kind, names, agg)
-    rows = await queries.fetch_kind_aggregate(
-        db,
-        kind,
-        names[0],
-        queries.DeviceFilter(city=city, district=district),
-        start=window.start,
-        end=window.end,
-        bucket=size,
-        agg=agg,
+    known = statistic_names(kind)
+    wanted = known if fields is None else fields.split(",")
+    unknown = [f for f in wanted if f not in known]
+    if unknown:
+        raise InvalidQueryError(
+            "fields",
+            f"unknown {kind} statistic(s) {', '.join(unknown)}; known: {', '.join(known)}",
+            rule="unknown_field",
+        )
+    source, rows = await plan_queries.area_aggregate(
+        db, kind, city=city, district=district, start=window.start, end=window.end, bucket=size
     )
-    return KindAggregate(
+    return AreaAggregate(
         kind=kind,
-        field=names[0],
         city=city,
         district=district,
         start=window.start,
         end=window.end,
         bucket=bucket,
-        agg=agg,
-        points=[_aggregate_point(r) for r in rows],
+        source=source,
+        fields=wanted,
+        points=[{"ts": r["bucket"], **{f: r[f] for f in wanted}} for r in rows],
     )
-
-
-def _aggregate_point(row: asyncpg.Record) -> AggregatePoint:
-    return AggregatePoint(ts=row["bucket"], value=row["value"], n=row["n"], devices=row["devices"])
