@@ -23,12 +23,16 @@ from bench.database import DEFAULT_ADMIN_URL
 from bench.flood import FloodBench, FloodOptions, flood_summary
 from bench.fuzz import FuzzOptions, decode_and_write, decode_only
 from bench.fuzz_report import print_fuzz_report
+from bench.history import LARGE, SMALL
 from bench.ingest import IngestBench, IngestBenchOptions
+from bench.query import QueryBench, QueryBenchOptions
+from bench.query_report import print_query_report, write_query_json
 from bench.report import evaluate, failed_targets, print_report, write_json
 from citytel.commands.options import run
 from core.urls import DatabaseUrl
 
 _PROTOCOLS = ("5", "3.1.1")
+_SCALES = {"S": SMALL, "L": LARGE}
 
 
 def _parse_protocols(text: str) -> tuple[str, ...]:
@@ -224,10 +228,61 @@ async def _api_fuzz(admin: DatabaseUrl, examples: int, seed: int, console: Conso
             return await fuzz_app(app, keys, options, lambda op: console.print(f"fuzzing {op}"))
 
 
+def query(
+    *,
+    scales: Annotated[str, typer.Option(help="Scales to measure: S, L or S,L.")] = "S,L",
+    days: Annotated[int, typer.Option(min=2, max=90, help="Days of history.")] = 30,
+    repeat: Annotated[int, typer.Option(min=3, help="Timed requests per API request.")] = 30,
+    storage: Annotated[
+        str, typer.Option(help="auto (TimescaleDB when available), postgres or timescale.")
+    ] = "auto",
+    out: OutOption = None,
+    strict: StrictOption = False,
+) -> None:
+    """Indicator and aggregate requests through the API at city scales S and L (ten times
+    the devices), and the same questions from rollups against raw rows, side by side.
+
+    Loads each history into a throwaway database on the server of CITYTEL_DATABASE_URL
+    (or the local default) and drops it afterwards. L writes about 114 million rows
+    (some 20 GB) and takes half an hour or more on a small machine.
+    """
+    chosen = tuple(s.strip().upper() for s in scales.split(",") if s.strip())
+    if not chosen or set(chosen) - set(_SCALES):
+        raise typer.BadParameter("scales are S, L or S,L")
+    if storage not in ("auto", "postgres", "timescale"):
+        raise typer.BadParameter("storage is auto, postgres or timescale")
+    server = os.environ.get("CITYTEL_DATABASE_URL") or DEFAULT_ADMIN_URL
+    options = QueryBenchOptions(
+        admin_url=DatabaseUrl(server),
+        scales=tuple(_SCALES[s] for s in chosen),
+        days=days,
+        repeat=repeat,
+        storage=storage,  # type: ignore[arg-type]
+    )
+    console = Console()
+    with Progress(*_progress_columns(), console=console, transient=False) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=total)
+            progress.update(tasks[phase], completed=done, total=total)
+
+        bench = QueryBench(options, on_progress=on_progress, on_note=console.log)
+        results = run(bench.run())
+    missed = print_query_report(results, console)
+    path = out or Path("bench/results") / f"query-{datetime.now():%Y%m%d-%H%M%S}.json"
+    write_query_json(results, path)
+    console.print(f"results written to {path}")
+    if strict and missed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Benchmarks: ingest, fuzz, flood, api-fuzz.", no_args_is_help=True)
     group.command("ingest")(ingest)
     group.command("fuzz")(fuzz)
+    group.command("query")(query)
     group.command("flood")(flood)
     group.command("api-fuzz")(api_fuzz)
     app.add_typer(group, name="bench")
