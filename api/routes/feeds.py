@@ -18,10 +18,22 @@ router = APIRouter(prefix="/feeds", tags=["feeds"])
 MAX_SPAN = timedelta(days=400)
 
 
-class DeviceFeed(BaseModel):
-    """One device over whole hours of the window: ``completeness`` = samples (at most
-    what its interval allows per hour) / samples expected since ``installed_at``.
-    Dead letters and duplicates count by the hour they were received."""
+class FeedFigures(BaseModel):
+    """``completeness`` = samples (at most what each device's interval allows per hour)
+    / samples expected since ``installed_at``, over whole hours of the window. Dead
+    letters and duplicates count by the hour they were received."""
+
+    samples: int
+    expected: float
+    completeness: float | None
+    dead_letters: int
+    duplicates: int
+    dead_letters_per_hour: float
+    duplicates_per_hour: float
+
+
+class DeviceFeed(FeedFigures):
+    """One device."""
 
     device_id: str
     kind: Kind
@@ -31,29 +43,15 @@ class DeviceFeed(BaseModel):
     last_seen: datetime | None
     age_s: float | None
     fresh: bool
-    samples: int
-    expected: float
-    completeness: float | None
-    dead_letters: int
-    duplicates: int
-    dead_letters_per_hour: float
-    duplicates_per_hour: float
 
 
-class FeedSummary(BaseModel):
+class FeedSummary(FeedFigures):
     """A city's devices of one kind, summed."""
 
     city: str
     kind: Kind
     devices: int
     fresh: int
-    samples: int
-    expected: float
-    completeness: float | None
-    dead_letters: int
-    duplicates: int
-    dead_letters_per_hour: float
-    duplicates_per_hour: float
 
 
 def _window(time_range: TimeRangeDep) -> tuple[datetime, datetime]:
