@@ -155,6 +155,9 @@ class IngestSettings(DatabaseSettings):
     ingest_rollup_refresh_s: Annotated[float, Field(ge=0, le=86400)] = Field(
         default=60.0, description="refresh the rollups this often (0: never, e.g. a second host)"
     )
+    ingest_stats_interval_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=10.0, description="add a row to collector_stats this often (0: never)"
+    )
 
 
 class ApiSettings(CommonSettings):
