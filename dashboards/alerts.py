@@ -13,7 +13,7 @@ The contact point is a stub: a webhook to ``$GRAFANA_ALERT_WEBHOOK_URL`` (compos
 from __future__ import annotations
 
 from dashboards.model import AlertRule, Json
-from dashboards.render import PLUGIN_ID
+from dashboards.render import PLUGIN_ID, sql_target
 from dashboards.sql import district_label
 from schemas.rollups import merge_sql
 from schemas.topics import Kind
@@ -138,37 +138,30 @@ HAVING sum(r.balance_checked) > 0""",
 )
 
 
-def _query(rule: AlertRule, datasource_uid: str) -> Json:
+def _data(ref_id: str, datasource_uid: str, model: Json, *, seconds: int = 0) -> Json:
     return {
-        "refId": "A",
-        "relativeTimeRange": {"from": 600, "to": 0},
+        "refId": ref_id,
+        "relativeTimeRange": {"from": seconds, "to": 0},
         "datasourceUid": datasource_uid,
-        "model": {
-            "refId": "A",
-            "datasource": {"type": PLUGIN_ID, "uid": datasource_uid},
-            "editorMode": "code",
-            "format": "table",
-            "rawQuery": True,
-            "rawSql": rule.sql,
-        },
+        "model": {"refId": ref_id, **model},
     }
 
 
-def _threshold(rule: AlertRule) -> Json:
-    return {
-        "refId": "C",
-        "relativeTimeRange": {"from": 0, "to": 0},
-        "datasourceUid": EXPRESSION_UID,
-        "model": {
-            "refId": "C",
-            "datasource": {"type": EXPRESSION_UID, "uid": EXPRESSION_UID},
-            "type": "threshold",
-            "expression": "A",
-            "conditions": [
-                {"evaluator": {"type": "gt" if rule.above else "lt", "params": [rule.threshold]}}
-            ],
-        },
+def _queries(rule: AlertRule, datasource_uid: str) -> list[Json]:
+    """A: the SQL (its time range unused: the rules use no macros); C: the threshold on A."""
+    sql = sql_target(rule.sql, "table", {"type": PLUGIN_ID, "uid": datasource_uid})
+    threshold = {
+        "datasource": {"type": EXPRESSION_UID, "uid": EXPRESSION_UID},
+        "type": "threshold",
+        "expression": "A",
+        "conditions": [
+            {"evaluator": {"type": "gt" if rule.above else "lt", "params": [rule.threshold]}}
+        ],
     }
+    return [
+        _data("A", datasource_uid, sql, seconds=600),
+        _data("C", EXPRESSION_UID, threshold),
+    ]
 
 
 def rule_model(rule: AlertRule, *, datasource_uid: str) -> Json:
@@ -177,7 +170,7 @@ def rule_model(rule: AlertRule, *, datasource_uid: str) -> Json:
         "uid": rule.uid,
         "title": rule.title,
         "condition": "C",
-        "data": [_query(rule, datasource_uid), _threshold(rule)],
+        "data": _queries(rule, datasource_uid),
         "noDataState": "OK",
         "execErrState": "Error",
         "for": rule.pending,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dashboards.model import Dashboard, Panel, Series
+from dashboards.model import Dashboard, Panel, Series, table
 from dashboards.sql import (
     CITY,
     DISTRICT,
-    area_label,
     bucket_hours,
+    by_area,
     indicator_series,
     rollup_rows,
 )
@@ -44,15 +44,6 @@ WITH rollup AS (
 SELECT r.time, r.device_id AS metric, {merge_sql(Kind.ENERGY, "soc_last_pct", "r")} AS value
 FROM rollup r
 WHERE r.soc_last_pct IS NOT NULL
-GROUP BY 1, 2
-ORDER BY 1, 2"""
-
-BALANCE_FAILURES = f"""\
-WITH rollup AS (
-{rollup_rows(Kind.ENERGY, stats=("balance_failed",), columns=(f"{area_label()} AS area",))}
-)
-SELECT r.time, r.area AS metric, sum(r.balance_failed) AS value
-FROM rollup r
 GROUP BY 1, 2
 ORDER BY 1, 2"""
 
@@ -114,16 +105,14 @@ ENERGY = Dashboard(
         ),
         Panel(
             "Balance-check failures",
-            BALANCE_FAILURES,
+            by_area(Kind.ENERGY, "balance_failed"),
             description="Samples failing the contract's balance check per bucket (area rollups).",
             stacking="normal",
             bars=True,
         ),
-        Panel(
+        table(
             "Balance-check failure share",
             BALANCE_FAILURE_SHARE,
-            kind="table",
-            format="table",
             description="citytel_indicator('energy_balance_failure_share') over the range.",
         ),
     ),

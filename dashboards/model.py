@@ -50,6 +50,16 @@ class Panel:
     repeat: str | None = None  # one copy of the panel per value of this variable
 
 
+def table(title: str, sql: str, **options: Any) -> Panel:
+    """A panel showing the query's rows as they are."""
+    return Panel(title, sql, kind="table", format="table", **options)
+
+
+def stat(title: str, sql: str, **options: Any) -> Panel:
+    """A panel showing one big number per row of the query (its text columns name it)."""
+    return Panel(title, sql, kind="stat", format="table", **options)
+
+
 @dataclass(frozen=True)
 class Variable:
     """A template variable: the values of a SQL query, or fixed options."""

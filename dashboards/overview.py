@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashboards.model import Dashboard, Panel
+from dashboards.model import Dashboard, Panel, stat, table
 from dashboards.sql import (
     CITY,
     DISTRICT,
@@ -39,6 +39,17 @@ SELECT city, online_pct AS "online %"
 FROM pole_online_rate
 WHERE city IN ($city)
 ORDER BY city"""
+
+POLES_ONLINE = stat(
+    "Poles online",
+    POLE_ONLINE_SHARE,
+    unit="percent",
+    description="Per city, view pole_online_rate: registered poles that report online and were "
+    "heard within 3 reporting intervals.",
+    width=8,
+    height=7,
+    max_value=100,
+)
 
 _ROWS = "\nUNION ALL\n".join(
     rollup_rows(kind, stats=("samples",), columns=(f"'{kind}' AS kind",)) for kind in Kind
@@ -138,11 +149,9 @@ OVERVIEW = Dashboard(
             mappings=(("0", "never heard", "text"), ("1", "stale", "red"), ("2", "fresh", "green")),
             options={"view": {"id": "fit", "allLayers": True}, "layers": [_MARKERS]},
         ),
-        Panel(
+        stat(
             "Fresh devices",
             FRESH_BY_KIND,
-            kind="stat",
-            format="table",
             unit="percent",
             description="Per kind: devices heard within 3 reporting intervals (device_freshness).",
             width=8,
@@ -150,18 +159,7 @@ OVERVIEW = Dashboard(
             max_value=100,
             thresholds=(("red", None), ("orange", 80), ("green", 95)),
         ),
-        Panel(
-            "Poles online",
-            POLE_ONLINE_SHARE,
-            kind="stat",
-            format="table",
-            unit="percent",
-            description="Per city, view pole_online_rate: registered poles that report online "
-            "and were heard within 3 reporting intervals.",
-            width=8,
-            height=7,
-            max_value=100,
-        ),
+        POLES_ONLINE,
         Panel(
             "Messages per second by collector",
             MESSAGES_PER_SECOND,
@@ -189,19 +187,15 @@ OVERVIEW = Dashboard(
             description="Batch write latency per collector (collector_stats): p50 weighted by "
             "batches; p99 is the worst 10-second interval in the bucket.",
         ),
-        Panel(
+        table(
             "Feed freshness",
             FEED_FRESHNESS,
-            kind="table",
-            format="table",
             description="View feed_freshness: age of the last message per city and kind; stale "
             "= silent for 3 reporting intervals or more.",
         ),
-        Panel(
+        table(
             "Stalest devices",
             STALEST_DEVICES,
-            kind="table",
-            format="table",
             description="View device_freshness: devices not fresh, never heard first.",
         ),
     ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashboards.model import Dashboard, Panel, Series
+from dashboards.model import Dashboard, Panel, Series, table
 from dashboards.sql import CITY, INDICATOR, PERIOD, indicator_series
 
 AGAINST_TARGETS = """\
@@ -26,11 +26,9 @@ PLAN = Dashboard(
     time_from="now-30d",
     refresh="",
     panels=(
-        Panel(
+        table(
             "Indicators against targets",
             AGAINST_TARGETS,
-            kind="table",
-            format="table",
             description="Each indicator over the whole range (citytel_indicator's total row, "
             "local days), the target that applies to the city (its own, else its province's), "
             "gap = value - target.",

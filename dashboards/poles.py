@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from dashboards.model import Dashboard, Panel
-from dashboards.overview import POLE_ONLINE_SHARE
-from dashboards.sql import CITY, DISTRICT, area_label, district_label, in_scope, rollup_rows
-from schemas.rollups import merge_sql
+from dashboards.model import Dashboard, Panel, table
+from dashboards.overview import POLES_ONLINE
+from dashboards.sql import CITY, DISTRICT, by_area, district_label, in_scope
 from schemas.topics import Kind
 
 # GB 3095-2012 grade II 24-hour limits, µg/m³ (the PM2.5 one is the indicator's).
 PM25_LIMIT = 75.0
 PM10_LIMIT = 150.0
-
-
-def by_district(stat: str) -> str:
-    """``stat`` of the pole area rollups per city and district, merged as the rollups merge
-    it; areas without a value in a bucket (no sensor of that kind) are left out."""
-    return f"""\
-WITH rollup AS (
-{rollup_rows(Kind.POLE, stats=(stat,), columns=(f"{area_label()} AS area",))}
-)
-SELECT r.time, r.area AS metric, {merge_sql(Kind.POLE, stat, "r")} AS value
-FROM rollup r
-GROUP BY 1, 2
-HAVING {merge_sql(Kind.POLE, stat, "r")} IS NOT NULL
-ORDER BY 1, 2"""
 
 
 EXCEEDANCE_HOURS = f"""\
@@ -43,7 +28,18 @@ FROM pole_online_rate_by_district
 WHERE {in_scope("pole_online_rate_by_district")}
 ORDER BY city, district"""
 
-_LIMIT = "Dashed: the GB 3095-2012 grade II 24-hour limit."
+
+def _under_limit(name: str, stat_name: str, limit: float) -> Panel:
+    return Panel(
+        f"{name} by district",
+        by_area(Kind.POLE, stat_name),
+        unit="conμgm3",
+        description=f"Mean of the district's {name} readings. Dashed: the GB 3095-2012 grade "
+        "II 24-hour limit.",
+        thresholds=(("green", None), ("red", limit)),
+        dashed_thresholds=True,
+    )
+
 
 POLES = Dashboard(
     uid="citytel-poles",
@@ -53,7 +49,7 @@ POLES = Dashboard(
     panels=(
         Panel(
             "Lamp-on rate by district",
-            by_district("lamp_on_share"),
+            by_area(Kind.POLE, "lamp_on_share"),
             unit="percentunit",
             description="Lamp readings with the lamp on / lamp readings, from the area rollups.",
             min_value=0,
@@ -61,57 +57,30 @@ POLES = Dashboard(
         ),
         Panel(
             "Lighting energy by district",
-            by_district("lamp_energy_kwh"),
+            by_area(Kind.POLE, "lamp_energy_kwh"),
             unit="kwatth",
             description="Σ lamp_power_w × the pole's interval_s per bucket (area rollups).",
             stacking="normal",
             bars=True,
         ),
-        Panel(
-            "PM2.5 by district",
-            by_district("pm25_avg_ugm3"),
-            unit="conμgm3",
-            description="Mean of the district's PM2.5 readings. " + _LIMIT,
-            thresholds=(("green", None), ("red", PM25_LIMIT)),
-            dashed_thresholds=True,
-        ),
-        Panel(
-            "PM10 by district",
-            by_district("pm10_avg_ugm3"),
-            unit="conμgm3",
-            description="Mean of the district's PM10 readings. " + _LIMIT,
-            thresholds=(("green", None), ("red", PM10_LIMIT)),
-            dashed_thresholds=True,
-        ),
+        _under_limit("PM2.5", "pm25_avg_ugm3", PM25_LIMIT),
+        _under_limit("PM10", "pm10_avg_ugm3", PM10_LIMIT),
         Panel(
             "Noise by district",
-            by_district("noise_avg_dba"),
+            by_area(Kind.POLE, "noise_avg_dba"),
             unit="dB",
             description="Mean of the district's noise readings, dB(A).",
         ),
-        Panel(
+        table(
             "PM2.5 exceedance hours by district",
             EXCEEDANCE_HOURS,
-            kind="table",
-            format="table",
             description="citytel_indicator('pole_pm25_exceedance_hours', city, district, ...) "
             "over the range (whole local days): hours whose mean PM2.5 exceeded 75 µg/m³.",
         ),
-        Panel(
-            "Poles online",
-            POLE_ONLINE_SHARE,
-            kind="stat",
-            format="table",
-            unit="percent",
-            description="Per city, view pole_online_rate.",
-            width=8,
-            max_value=100,
-        ),
-        Panel(
+        POLES_ONLINE,
+        table(
             "Poles online by district",
             POLE_ONLINE_BY_DISTRICT,
-            kind="table",
-            format="table",
             description="View pole_online_rate_by_district.",
             width=16,
         ),

@@ -111,6 +111,18 @@ _OPTIONS: dict[str, Json] = {
 }
 
 
+def sql_target(sql: str, fmt: str, datasource: Json) -> Json:
+    """A raw SQL query of the PostgreSQL data source (a panel's target, an alert's model)."""
+    return {
+        "refId": "A",
+        "datasource": datasource,
+        "editorMode": "code",
+        "format": fmt,
+        "rawQuery": True,
+        "rawSql": sql,
+    }
+
+
 def _panel_json(panel: Panel, panel_id: int, grid: Json) -> Json:
     model: Json = {
         "id": panel_id,
@@ -121,16 +133,7 @@ def _panel_json(panel: Panel, panel_id: int, grid: Json) -> Json:
         "gridPos": grid,
         "fieldConfig": _field_config(panel),
         "options": _OPTIONS.get(panel.kind, {}) | panel.options,
-        "targets": [
-            {
-                "refId": "A",
-                "datasource": DATASOURCE,
-                "editorMode": "code",
-                "format": panel.format,
-                "rawQuery": True,
-                "rawSql": panel.sql,
-            }
-        ],
+        "targets": [sql_target(panel.sql, panel.format, DATASOURCE)],
     }
     if panel.repeat:
         model |= {"repeat": panel.repeat, "repeatDirection": "h", "maxPerRow": 3}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dashboards.model import Dashboard, Panel, Series
+from dashboards.model import Dashboard, Panel, Series, stat, table
 from dashboards.sql import (
     CITY,
     DISTRICT,
-    area_label,
+    by_area,
     district_label,
     in_scope,
     indicator_series,
@@ -79,15 +79,6 @@ WHERE $__timeFilter(r.bucket) AND {in_scope("r")}
 GROUP BY 1, 2
 ORDER BY 1, 2"""
 
-VOLUME_BY_DISTRICT = f"""\
-WITH rollup AS (
-{rollup_rows(Kind.SIGNAL, stats=("volume_sum",), columns=(f"{area_label()} AS area",))}
-)
-SELECT r.time, r.area AS metric, sum(r.volume_sum) AS value
-FROM rollup r
-GROUP BY 1, 2
-ORDER BY 1, 2"""
-
 SIGNALS = Dashboard(
     uid="citytel-signals",
     title="citytel / Traffic signals",
@@ -95,11 +86,9 @@ SIGNALS = Dashboard(
     "traffic volume.",
     variables=(CITY, DISTRICT),
     panels=(
-        Panel(
+        stat(
             "Signal-timing coverage now",
             COVERAGE_NOW,
-            kind="stat",
-            format="table",
             unit="percent",
             description="Per city, view signal_timing_coverage: registered intersections whose "
             "controller's newest mode is one of the city's intelligent modes. Target 40 %.",
@@ -141,11 +130,9 @@ SIGNALS = Dashboard(
             stacking="normal",
             bars=True,
         ),
-        Panel(
+        table(
             "Recent faults",
             RECENT_FAULTS,
-            kind="table",
-            format="table",
             description="The newest fault and fault_cleared events in the range.",
         ),
         Panel(
@@ -159,7 +146,7 @@ SIGNALS = Dashboard(
         ),
         Panel(
             "Traffic volume by district",
-            VOLUME_BY_DISTRICT,
+            by_area(Kind.SIGNAL, "volume_sum"),
             description="Vehicles counted per bucket, from the area rollups.",
             width=24,
             stacking="normal",

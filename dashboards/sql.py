@@ -22,7 +22,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dashboards.model import Variable
-from schemas.rollups import AREA_LEVELS, LEVELS, Level, area_name, merge_inputs, rollup_name
+from schemas.rollups import (
+    AREA_LEVELS,
+    LEVELS,
+    Level,
+    area_name,
+    merge_inputs,
+    merge_sql,
+    rollup_name,
+)
 from schemas.topics import Kind
 
 # Buckets start at local midnight of the platform's default time zone (city_settings
@@ -98,6 +106,21 @@ def rollup_rows(
             f"WHERE {_guard(levels, index)} AND $__timeFilter(r.bucket) AND {scope}"
         )
     return "\nUNION ALL\n".join(branches)
+
+
+def by_area(kind: Kind, stat: str) -> str:
+    """Rollup column ``stat`` per city and district over time, merged as the rollups merge it
+    (sums, weighted means, ratios of sums); areas without a value in a bucket are left out."""
+    merged = merge_sql(kind, stat, "r")
+    return f"""\
+WITH rollup AS (
+{rollup_rows(kind, stats=(stat,), columns=(f"{area_label()} AS area",))}
+)
+SELECT r.time, r.area AS metric, {merged} AS value
+FROM rollup r
+GROUP BY 1, 2
+HAVING {merged} IS NOT NULL
+ORDER BY 1, 2"""
 
 
 def indicator_series(names: str, period: str = "'day'", *, targets: bool = False) -> str:
