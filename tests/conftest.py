@@ -31,9 +31,10 @@ TRUNCATE = "TRUNCATE " + ", ".join(
     [
         "pole_telemetry, signal_telemetry, energy_telemetry, device_events, device_status",
         "devices, dead_letters, unknown_fields, rollup_invalidations, rollup_rebuilds",
-        "ingest_duplicates, signal_coverage_1d, collector_stats",
+        "ingest_duplicates, signal_coverage_1d",
         *(rollup_name(kind, level) for kind in Kind for level in LEVELS),
         *(area_name(kind, level) for kind in Kind for level in AREA_LEVELS),
+        "collector_stats",
     ]
 )
 
