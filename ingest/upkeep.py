@@ -75,14 +75,16 @@ def stats_job(settings: IngestSettings, metrics: CollectorMetrics) -> Job:
 def upkeep_tasks(settings: IngestSettings, metrics: CollectorMetrics) -> list[asyncio.Task[None]]:
     """The collector's periodic jobs, started (those whose interval is not 0)."""
     s = settings
-    jobs = [
-        ("maintenance", s.ingest_maintenance_interval_s, maintenance_job(s), 0.0),
-        ("rollups", s.ingest_rollup_refresh_s, rollup_job(s), 0.0),
-        # The first row after one interval: a row for the start's first millisecond says nothing.
-        ("stats", s.ingest_stats_interval_s, stats_job(s, metrics), s.ingest_stats_interval_s),
-    ]
+    jobs = [  # task name, what the logs call it, interval, job, first run after
+        ("maintenance", "storage maintenance", s.ingest_maintenance_interval_s,
+         maintenance_job(s), 0.0),
+        ("rollups", "rollup refresh", s.ingest_rollup_refresh_s, rollup_job(s), 0.0),
+        # One interval before the first row: a row for the start's first millisecond says nothing.
+        ("stats", "collector stats", s.ingest_stats_interval_s, stats_job(s, metrics),
+         s.ingest_stats_interval_s),
+    ]  # fmt: skip
     return [
-        asyncio.create_task(every(s, interval_s, name, job, start_after_s=delay), name=name)
-        for name, interval_s, job, delay in jobs
+        asyncio.create_task(every(s, interval_s, title, job, start_after_s=delay), name=name)
+        for name, title, interval_s, job, delay in jobs
         if interval_s
     ]
