@@ -7,6 +7,7 @@ prefixes its keys (``[ingest] batch_max_messages`` is ``ingest_batch_max_message
 
 from __future__ import annotations
 
+import re
 import socket
 import tomllib
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ ENV_PREFIX = "CITYTEL_"
 _FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("citytel_file_values", default=None)
 
 Port = Annotated[int, Field(ge=0, le=65535)]
+_HTTP_URL = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[^\s/:@\[\]]+)(:\d{1,5})?(/\S*)?$")
 
 
 class _FileSource(PydanticBaseSettingsSource):
@@ -155,6 +157,9 @@ class IngestSettings(DatabaseSettings):
     ingest_rollup_refresh_s: Annotated[float, Field(ge=0, le=86400)] = Field(
         default=60.0, description="refresh the rollups this often (0: never, e.g. a second host)"
     )
+    ingest_stats_interval_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=10.0, description="add a row to collector_stats this often (0: never)"
+    )
 
 
 class ApiSettings(CommonSettings):
@@ -181,6 +186,17 @@ class DashboardSettings(CommonSettings):
     grafana_url: str | None = Field(default=None, description="http(s)://host:port of Grafana")
     grafana_token: str | None = Field(default=None, description="service account token")
     grafana_folder: str = "citytel"
+    grafana_alert_webhook_url: str | None = Field(
+        default=None,
+        description="where the alert contact point posts, when push creates it (a stub if unset)",
+    )
+
+    @field_validator("grafana_url", "grafana_alert_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not _HTTP_URL.match(value):
+            raise ValueError("not an http(s)://host[:port] URL")
+        return value
 
 
 SERVICE_SETTINGS: tuple[type[CommonSettings], ...] = (

@@ -1,8 +1,11 @@
-"""Upload the dashboards to a running Grafana through its HTTP API.
+"""Upload the dashboards and the alert rules to a running Grafana through its HTTP API.
 
-Uses the maintained ``grafana-client`` package. The folder is created when missing
-(found by title or uid), each dashboard is upserted with ``overwrite: true`` so a
-push is idempotent. Library and network errors become :class:`DashboardError`.
+Uses the maintained ``grafana-client`` package. In order: the folder (found by title or
+uid, created when missing); each dashboard, upserted by uid with ``overwrite: true``;
+the contact point ``citytel-operations``, created when missing and otherwise left as
+the operator set it; the rule group ``citytel``, replaced as a whole (rules keep their
+uids: a second push updates them, never duplicates). Library and network errors become
+:class:`DashboardError`, naming the step, the Grafana URL and the uid.
 """
 
 from __future__ import annotations
@@ -20,12 +23,31 @@ from grafana_client.client import GrafanaException, GrafanaTimeoutError
 
 from core.errors import ConfigError
 from core.settings import DashboardSettings, env_name
-from dashboards.build import DASHBOARDS, PROVISIONED_DATASOURCE_UID, build_dashboard
+from dashboards.alerts import (
+    CONTACT_POINT,
+    RULE_GROUP,
+    RULES,
+    WEBHOOK_PLACEHOLDER,
+    contact_point,
+    rule_group_body,
+)
+from dashboards.build import DASHBOARDS
 from dashboards.errors import DashboardError, GrafanaRejectedError, GrafanaUnreachableError
+from dashboards.render import PROVISIONED_DATASOURCE_UID, build_dashboard
 
 logger = logging.getLogger(__name__)
 
 PUSH_MESSAGE = "citytel dashboards push"
+
+# What an error status usually means here, for the one line the operator reads.
+_HINTS = {
+    400: "Grafana found the request invalid",
+    401: f"bad credentials: check {env_name('grafana_token')}",
+    403: "the token lacks permission: Editor on the folder, alert rules writer",
+    404: f"not found: check {env_name('grafana_url')} (and its path, behind a proxy)",
+    409: "conflict: a rule uid is used in another folder or group, or was provisioned from files",
+    412: "version conflict: a dashboard of that title or a newer version exists in Grafana",
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,13 @@ class PushedDashboard:
     title: str
     url: str
     version: int | None
+
+
+@dataclass(frozen=True)
+class PushReport:
+    dashboards: list[PushedDashboard]
+    contact_point_created: bool
+    alert_rules: list[str]  # uids, in the group's order
 
 
 def folder_uid(title: str) -> str:
@@ -47,21 +76,28 @@ def push_dashboards(
     *,
     timeout_s: float = 10.0,
     datasource_uid: str = PROVISIONED_DATASOURCE_UID,
-) -> list[PushedDashboard]:
-    """Create the folder if missing and upsert every dashboard into it."""
+) -> PushReport:
+    """Folder, dashboards, contact point, alert rules: create or update each."""
     if not settings.grafana_url:
         raise ConfigError([f"{env_name('grafana_url')} is not set"])
     url = settings.grafana_url.rstrip("/")
     api = GrafanaApi.from_url(url, credential=settings.grafana_token, timeout=timeout_s)
     try:
         folder = _ensure_folder(api, url, settings.grafana_folder)
-        return [_upsert(api, url, folder, model) for model in _models(datasource_uid)]
+        dashboards = [
+            _upsert(api, url, folder, build_dashboard(d, datasource_uid=datasource_uid))
+            for d in DASHBOARDS
+        ]
+        created = _ensure_contact_point(
+            api, url, settings.grafana_alert_webhook_url or WEBHOOK_PLACEHOLDER
+        )
+        body = rule_group_body(folder_uid=folder, datasource_uid=datasource_uid)
+        with _translated("upsert alert rules", url, RULE_GROUP):
+            api.alertingprovisioning.update_rule_group(folder, RULE_GROUP, body)
+        logger.info("pushed rule group %s: %d rules", RULE_GROUP, len(RULES))
+        return PushReport(dashboards, created, [r.uid for r in RULES])
     finally:
         api.client.s.close()
-
-
-def _models(datasource_uid: str) -> list[dict[str, Any]]:
-    return [build_dashboard(d, datasource_uid=datasource_uid) for d in DASHBOARDS]
 
 
 def _ensure_folder(api: GrafanaApi, url: str, title: str) -> str:
@@ -91,6 +127,20 @@ def _upsert(api: GrafanaApi, url: str, folder: str, model: dict[str, Any]) -> Pu
     return pushed
 
 
+def _ensure_contact_point(api: GrafanaApi, url: str, webhook_url: str) -> bool:
+    """Create the contact point when missing (editable in the UI); True when created."""
+    with _translated("find contact point", url, CONTACT_POINT):
+        found = api.alertingprovisioning.get_contactpoints(name=CONTACT_POINT)
+    if found:
+        return False
+    with _translated("create contact point", url, CONTACT_POINT):
+        api.alertingprovisioning.create_contactpoint(
+            contact_point(webhook_url), disable_provenance=True
+        )
+    logger.info("created contact point %s posting to %s", CONTACT_POINT, webhook_url)
+    return True
+
+
 @contextmanager
 def _translated(step: str, url: str, uid: str) -> Iterator[None]:
     """Turn grafana-client and HTTP library errors into :class:`DashboardError`."""
@@ -102,10 +152,9 @@ def _translated(step: str, url: str, uid: str) -> Iterator[None]:
     except GrafanaException as exc:
         if not exc.status_code:
             raise GrafanaUnreachableError(f"Grafana unreachable: {exc.message}", **context) from exc
+        hint = _HINTS.get(exc.status_code, "Grafana refused")
         raise GrafanaRejectedError(
-            f"Grafana refused: {_excerpt(exc.response) or exc.message}",
-            status=exc.status_code,
-            **context,
+            f"{hint}: {_excerpt(exc.response) or exc.message}", status=exc.status_code, **context
         ) from exc
     except niquests.exceptions.RequestException as exc:
         raise GrafanaUnreachableError(f"Grafana unreachable: {exc}", **context) from exc

@@ -54,14 +54,18 @@ async def prune_rollups(
 
     15-minute rollups go with raw data (``retention_days``), hourly and daily ones after
     ``rollup_retention_days``. On TimescaleDB the per-device rollups have retention
-    policies; the area rollups, the daily coverage and the duplicate log are plain tables
-    in both modes and are pruned here.
+    policies; the area rollups, the daily coverage, the duplicate log and the collectors'
+    figures (``collector_stats``, kept as long as raw data) are plain tables in both modes
+    and are pruned here.
     """
     now = datetime.now(UTC)
     raw_cutoff = now - timedelta(days=retention_days)
     kept_cutoff = now - timedelta(days=rollup_retention_days)
     plain = await read_storage_mode(conn) is StorageMode.POSTGRES
-    targets: list[tuple[str, str, datetime]] = [("ingest_duplicates", "hour", raw_cutoff)]
+    targets: list[tuple[str, str, datetime]] = [
+        ("ingest_duplicates", "hour", raw_cutoff),
+        ("collector_stats", "ts", raw_cutoff),
+    ]
     targets.append(("signal_coverage_1d", "bucket", kept_cutoff))
     for kind in Kind:
         targets.append((area_name(kind, "15m"), "bucket", raw_cutoff))

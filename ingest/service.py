@@ -84,7 +84,7 @@ class Collector:
         self.metrics.queue_depth = lambda: source.peek()[0]
         self.metrics.mqtt_connected = lambda: source.connected
         tasks = [
-            *upkeep_tasks(self.settings),
+            *upkeep_tasks(self.settings, self.metrics),
             asyncio.create_task(self._write_last_seen_forever(), name="last-seen"),
         ]
         source.start()

@@ -1,4 +1,4 @@
-"""The collector's periodic jobs: storage maintenance and the rollup refresh.
+"""The collector's periodic jobs: storage maintenance, the rollup refresh, its own figures.
 
 Each runs on a connection of its own, on a timer, and survives a database outage: a
 failed round is logged and retried sooner, never fatal to ingest.
@@ -14,7 +14,9 @@ import asyncpg
 
 from core.settings import IngestSettings
 from ingest.maintenance import maintain_partitions, prune_rollups
+from ingest.metrics import CollectorMetrics
 from ingest.rollups import RollupRefresher
+from ingest.stats import StatsRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +24,11 @@ _RETRY_MAX_S = 60.0
 Job = Callable[[asyncpg.Connection], Awaitable[object]]
 
 
-async def every(settings: IngestSettings, interval_s: float, name: str, job: Job) -> None:
+async def every(
+    settings: IngestSettings, interval_s: float, name: str, job: Job, *, start_after_s: float = 0.0
+) -> None:
     """Run ``job`` on a fresh connection every ``interval_s`` until cancelled."""
+    await asyncio.sleep(start_after_s)
     while True:
         try:
             conn = await asyncpg.connect(str(settings.require_database_url()), timeout=10)
@@ -63,29 +68,23 @@ def rollup_job(settings: IngestSettings) -> Job:
     return refresh
 
 
-def upkeep_tasks(settings: IngestSettings) -> list[asyncio.Task[None]]:
-    """The collector's periodic jobs, started."""
-    tasks = [
-        asyncio.create_task(
-            every(
-                settings,
-                settings.ingest_maintenance_interval_s,
-                "storage maintenance",
-                maintenance_job(settings),
-            ),
-            name="maintenance",
-        )
+def stats_job(settings: IngestSettings, metrics: CollectorMetrics) -> Job:
+    return StatsRecorder(settings.ingest_client_id, metrics).record
+
+
+def upkeep_tasks(settings: IngestSettings, metrics: CollectorMetrics) -> list[asyncio.Task[None]]:
+    """The collector's periodic jobs, started (those whose interval is not 0)."""
+    s = settings
+    jobs = [  # task name, what the logs call it, interval, job, first run after
+        ("maintenance", "storage maintenance", s.ingest_maintenance_interval_s,
+         maintenance_job(s), 0.0),
+        ("rollups", "rollup refresh", s.ingest_rollup_refresh_s, rollup_job(s), 0.0),
+        # One interval before the first row: a row for the start's first millisecond says nothing.
+        ("stats", "collector stats", s.ingest_stats_interval_s, stats_job(s, metrics),
+         s.ingest_stats_interval_s),
+    ]  # fmt: skip
+    return [
+        asyncio.create_task(every(s, interval_s, title, job, start_after_s=delay), name=name)
+        for name, title, interval_s, job, delay in jobs
+        if interval_s
     ]
-    if settings.ingest_rollup_refresh_s:
-        tasks.append(
-            asyncio.create_task(
-                every(
-                    settings,
-                    settings.ingest_rollup_refresh_s,
-                    "rollup refresh",
-                    rollup_job(settings),
-                ),
-                name="rollups",
-            )
-        )
-    return tasks

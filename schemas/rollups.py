@@ -209,6 +209,29 @@ def rollup_columns(kind: Kind) -> tuple[str, ...]:
     return ("device_id", "bucket", *(s.name for s in STATS[kind]))
 
 
+def find_stat(kind: Kind, name: str) -> Stat:
+    for stat in STATS[kind]:
+        if stat.name == name:
+            return stat
+    raise KeyError(f"{kind} rollups have no column {name!r}")
+
+
+def merge_sql(kind: Kind, name: str, source: str) -> str:
+    """How rows of a rollup (alias ``source``) combine into one value of column ``name``.
+
+    The rule the coarser rollups are made with (a weighted mean, a ratio of two sums, the
+    newest value, ...), for readers that merge rollup rows themselves, such as the
+    dashboards' coarser buckets. Plain PostgreSQL SQL.
+    """
+    return _merge_expr(find_stat(kind, name), source, timescale=False)
+
+
+def merge_inputs(kind: Kind, name: str) -> tuple[str, ...]:
+    """The columns :func:`merge_sql` reads for ``name``: itself and its weights or parts."""
+    stat = find_stat(kind, name)
+    return (name, *(a for a in stat.args if a != name))
+
+
 # --- SQL rendering ---------------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ TRUNCATE = "TRUNCATE " + ", ".join(
         "ingest_duplicates, signal_coverage_1d, api_keys",
         *(rollup_name(kind, level) for kind in Kind for level in LEVELS),
         *(area_name(kind, level) for kind in Kind for level in AREA_LEVELS),
+        "collector_stats",
     ]
 )
 
