@@ -99,7 +99,11 @@ async def run_demo(options: DemoOptions) -> None:
             ),
             name="simulator",
         )
-        _print_urls(api_port, options.metrics_port, options.city, key)
+        for _ in range(100):  # the collector binds its metrics port first thing
+            if collector.metrics_port is not None or collector_task.done():
+                break
+            await asyncio.sleep(0.05)
+        _print_urls(api_port, collector.metrics_port, options.city, key)
         try:
             await _show_status(
                 database, collector, options, stop, (collector_task, api_task, sim_task)
@@ -169,7 +173,7 @@ def _simulation_options(options: DemoOptions) -> SimulationOptions:
     )
 
 
-def _print_urls(api_port: int, metrics_port: int, city: str, key: str) -> None:
+def _print_urls(api_port: int, metrics_port: int | None, city: str, key: str) -> None:
     base = f"http://127.0.0.1:{api_port}"
     console.print(f"API docs:   {base}/docs (Authorize with the key below)")
     console.print(f"health:     {base}/healthz")
@@ -182,7 +186,14 @@ def _print_urls(api_port: int, metrics_port: int, city: str, key: str) -> None:
         f'indicators: curl -H "Authorization: Bearer {key}" {base}/v1/indicators/now/{city}',
         soft_wrap=True,
     )
-    console.print(f"metrics:    http://127.0.0.1:{metrics_port}/metrics (collector)")
+    console.print(
+        f'coverage:   curl -H "Authorization: Bearer {key}"'
+        f' "{base}/v1/indicators/signal_timing_coverage?city={city}&period=day"'
+        " (over days: rollups refresh every minute)",
+        soft_wrap=True,
+    )
+    if metrics_port is not None:
+        console.print(f"metrics:    http://127.0.0.1:{metrics_port}/metrics (collector)")
     console.print("press Ctrl-C to stop")
 
 
