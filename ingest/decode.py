@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from ingest.batch import Batch, Refusal
 from ingest.registry import RegisteredDevice
 from schemas.errors import TopicError
-from schemas.limits import MAX_JSON_DEPTH, check_unknown_fields, too_deep
+from schemas.limits import MAX_JSON_DEPTH, check_unknown_fields, deeper_than
 from schemas.payloads import (
     EVENT_COLUMNS,
     MAX_BATCH_OBJECTS,
@@ -35,6 +35,7 @@ from schemas.topics import Channel, Kind, Topic, parse_topic
 logger = logging.getLogger(__name__)
 
 _EXCERPT_BYTES = 200
+_TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
 _CLOCK_REFRESH_S = 0.01  # "now" for the future-timestamp check is at most this old
 # An unexpected exception is logged with its traceback at most once per this many
 # seconds per exception class; every occurrence is a dead letter and counted.
@@ -153,15 +154,10 @@ class MessageDecoder:
         except orjson.JSONDecodeError as exc:
             self.refuse(batch, topic_name, payload, "invalid_json", str(exc), topic.device_id)
             return
-        if too_deep(payload, document):
-            self.refuse(
-                batch,
-                topic_name,
-                payload,
-                "schema",
-                f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
-                topic.device_id,
-            )
+        # A gateway array is re-encoded item by item: bound its depth first. An object's
+        # depth only matters where it is re-encoded or described (see _decode_object).
+        if type(document) is list and deeper_than(document, MAX_JSON_DEPTH):
+            self.refuse(batch, topic_name, payload, "schema", _TOO_DEEP, topic.device_id)
             return
         self._decode_document(topic, topic_name, payload, document, batch)
 
@@ -228,10 +224,17 @@ class MessageDecoder:
         device_id = topic.device_id
         try:
             message = _VALIDATORS[topic.kind, topic.channel](item)
-        except ValidationError as exc:
-            self.refuse(
-                batch, topic_name, raw, "schema", where + _describe_validation(exc), device_id
-            )
+        except (ValidationError, RecursionError) as exc:
+            # Nesting the contract never needs is named as such, whichever rule tripped
+            # first; describing it can even recurse (pydantic reprs the input). A
+            # RecursionError on a shallow object is a bug: it goes on to `internal`.
+            if deeper_than(item, MAX_JSON_DEPTH):
+                detail = _TOO_DEEP
+            elif isinstance(exc, ValidationError):
+                detail = _describe_validation(exc)
+            else:
+                raise
+            self.refuse(batch, topic_name, raw, "schema", where + detail, device_id)
             return
         if message.device_id is not None and message.device_id != device_id:
             self.refuse(
@@ -263,6 +266,8 @@ class MessageDecoder:
         extra_json = None
         if extra:
             problem = check_unknown_fields(extra)
+            if problem is None and deeper_than(extra, MAX_JSON_DEPTH):
+                problem = _TOO_DEEP
             if problem is None:
                 extra_json = orjson.dumps(extra).decode()
                 if "\\u0000" in extra_json:

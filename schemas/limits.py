@@ -23,18 +23,12 @@ MAX_FIELD_NAME_LENGTH = 64
 MAX_TEXT_LENGTH = 200
 PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
-_OPENERS = (b"[", b"{")
 _CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7F))
 
 
-def too_deep(raw: bytes, document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether ``document`` (parsed from ``raw``) nests arrays/objects deeper than ``limit``.
-
-    Fast for the common case: a payload with no more brackets than ``limit`` cannot be
-    deeper, so only the others are walked (iteratively: no recursion to exhaust).
-    """
-    if raw.count(_OPENERS[0]) + raw.count(_OPENERS[1]) <= limit:
-        return False
+def deeper_than(document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a parsed JSON value nests arrays/objects deeper than ``limit`` (walked
+    iteratively, stopping at the first level past the limit: nothing to exhaust)."""
     return json_depth(document, limit) > limit
 
 

@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, WithJsonSchema
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -27,9 +27,21 @@ _FORMS = "an RFC 3339 string with an offset or integer epoch milliseconds"
 
 
 def _contract_form(value: Any) -> Any:
-    """Integer epoch ms become datetimes; strings must be RFC 3339; nothing else passes."""
+    """Integer epoch ms become datetimes; strings must be RFC 3339; nothing else passes.
+
+    A string is checked only for what pydantic's parser would accept beyond RFC 3339 (a
+    number as epoch seconds, a space for ``T``, no seconds, an offset without a colon);
+    the parser refuses the rest. Character tests, not the regex: this runs per message.
+    """
     if type(value) is str:
-        if _RFC3339.match(value) is None:
+        if not (
+            len(value) >= 20
+            and value[4] == "-"
+            and value[10] in "Tt"
+            and value[13] == ":"
+            and value[16] == ":"
+            and (value[-1] in "Zz" or (value[-3] == ":" and value[-6] in "+-"))
+        ):
             raise ValueError(f"ts must be {_FORMS}")
         return value
     if isinstance(value, int) and not isinstance(value, bool):
@@ -67,8 +79,13 @@ def to_epoch_ms(ts: datetime) -> int:
 EPOCH_MS_MIN = to_epoch_ms(EARLIEST)
 EPOCH_MS_MAX = to_epoch_ms(LATEST)
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_contract_form), AfterValidator(_in_window)]
-"""A timezone-aware instant between 2000 and 2100. Naive strings are refused."""
+# The bounds come before the validator: so pydantic checks them in its core, as part of
+# the datetime schema (placed after it, they cost a Python call each: ~1.2 µs a message).
+Timestamp = Annotated[
+    AwareDatetime, Field(ge=EARLIEST, lt=LATEST), BeforeValidator(_contract_form)
+]
+"""A timezone-aware instant between 2000 and 2100 (pydantic's own datetime bounds, which
+compare the instant, offsets considered). Naive strings are refused."""
 
 Rfc3339 = Annotated[
     AwareDatetime,

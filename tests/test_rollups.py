@@ -23,7 +23,8 @@ from core.urls import DatabaseUrl
 from ingest.maintenance import prune_rollups
 from ingest.rollups import RollupRefresher, align, merge_ranges
 from ingest.writer import bucket_starts_15m
-from schemas.rollups import LEVELS, STATS, render_files
+from schemas.rollup_sql import render_files
+from schemas.rollups import LEVELS, STATS
 from schemas.topics import Kind
 
 SQL = Path(__file__).parent.parent / "schemas" / "sql"
@@ -34,7 +35,7 @@ Q = timedelta(minutes=15)
 def test_rendered_sql_files_are_current() -> None:
     for name, text in render_files().items():
         assert (SQL / name).read_text(encoding="utf-8") == text, (
-            f"schemas/sql/{name} differs from schemas/rollups.py: run python -m schemas.rollups"
+            f"schemas/sql/{name} differs from schemas/rollups.py: run python -m schemas.rollup_sql"
             " (a migration already applied must not change: add a new one instead)"
         )
 

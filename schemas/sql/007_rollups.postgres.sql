@@ -1,4 +1,4 @@
--- Rendered from schemas/rollups.py (python -m schemas.rollups): do not edit by hand.
+-- Rendered from schemas/rollups.py (python -m schemas.rollup_sql): do not edit by hand.
 -- Per-device rollups on plain PostgreSQL: tables with the columns the TimescaleDB
 -- continuous aggregates have, refreshed for invalidated time ranges by the platform
 -- (ingest/rollups.py) through the functions below. A BRIN index on ts lets a refresh

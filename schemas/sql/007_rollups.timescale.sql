@@ -1,4 +1,4 @@
--- Rendered from schemas/rollups.py (python -m schemas.rollups): do not edit by hand.
+-- Rendered from schemas/rollups.py (python -m schemas.rollup_sql): do not edit by hand.
 -- Per-device rollups as TimescaleDB continuous aggregates: 15 minutes over the raw
 -- hypertables, the hour over the 15 minutes, the day (in the rollup time zone) over
 -- the hour. Real-time aggregation is off: a rollup holds what was refreshed.

@@ -1,4 +1,4 @@
--- Rendered from schemas/rollups.py (python -m schemas.rollups): do not edit by hand.
+-- Rendered from schemas/rollups.py (python -m schemas.rollup_sql): do not edit by hand.
 -- Area rollups: the devices of a city and district summed per 15 minutes and per hour,
 -- from the per-device rollups (continuous aggregates or tables). Plain tables in both
 -- storage modes, refreshed by the platform for invalidated ranges, so a question
