@@ -1,10 +1,22 @@
 """The HTTP API under /v1: registry, telemetry, aggregates, indicators, events, dead letters,
-API keys."""
+API keys. Exports load on first use: importing one of its modules (as the CLI does for
+keys) does not load the web framework."""
 
-from api.errors import ApiError, DatabaseUnavailableError, InvalidQueryError, NotFoundError
-from api.keys import Principal, Role, create_key
-from api.main import create_app, open_pool
+from __future__ import annotations
 
+from core.lazy import lazy_exports
+
+_EXPORTS = {
+    "ApiError": "api.errors",
+    "DatabaseUnavailableError": "api.errors",
+    "InvalidQueryError": "api.errors",
+    "NotFoundError": "api.errors",
+    "Principal": "api.keys",
+    "Role": "api.keys",
+    "create_app": "api.main",
+    "create_key": "api.keys",
+    "open_pool": "api.main",
+}
 __all__ = [
     "ApiError",
     "DatabaseUnavailableError",
@@ -16,3 +28,4 @@ __all__ = [
     "create_key",
     "open_pool",
 ]
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,9 +1,19 @@
-"""Benchmarks: the collector against its baselines (``citytel bench ingest``)."""
+"""Benchmarks (``citytel bench``): ingest, query, flood, fuzz, api-fuzz. Exports load on
+first use."""
 
-from bench.errors import BenchError
-from bench.ingest import IngestBench, IngestBenchOptions
-from bench.report import evaluate, failed_targets, print_report, write_json
+from __future__ import annotations
 
+from core.lazy import lazy_exports
+
+_EXPORTS = {
+    "BenchError": "bench.errors",
+    "IngestBench": "bench.ingest",
+    "IngestBenchOptions": "bench.ingest",
+    "evaluate": "bench.report",
+    "failed_targets": "bench.report",
+    "print_report": "bench.report",
+    "write_json": "bench.report",
+}
 __all__ = [
     "BenchError",
     "IngestBench",
@@ -13,3 +23,4 @@ __all__ = [
     "print_report",
     "write_json",
 ]
+__getattr__ = lazy_exports(__name__, _EXPORTS)

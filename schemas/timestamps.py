@@ -81,9 +81,7 @@ EPOCH_MS_MAX = to_epoch_ms(LATEST)
 
 # The bounds come before the validator: so pydantic checks them in its core, as part of
 # the datetime schema (placed after it, they cost a Python call each: ~1.2 µs a message).
-Timestamp = Annotated[
-    AwareDatetime, Field(ge=EARLIEST, lt=LATEST), BeforeValidator(_contract_form)
-]
+Timestamp = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST), BeforeValidator(_contract_form)]
 """A timezone-aware instant between 2000 and 2100 (pydantic's own datetime bounds, which
 compare the instant, offsets considered). Naive strings are refused."""
 

@@ -9,6 +9,8 @@ fails on one that runs back up, on an arrow between parts that is not documented
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,3 +222,15 @@ def test_layers_checker_resolves_relative_imports() -> None:
     assert arrows == []
     arrows = arrows_in_source("from ... import x\n", "api/routes/devices.py")
     assert [str(a) for a in arrows] == ["api/routes/devices.py:1: api -> <beyond the top>"]
+
+
+def test_the_cli_starts_without_loading_what_only_some_commands_need() -> None:
+    """Every command shares one CLI: `citytel collect` must not pay at start-up (and in
+    its memory, the collector's RSS bound) for the web framework, the Grafana client or
+    the benchmarks. Those load in the command that uses them."""
+    heavy = ("fastapi", "uvicorn", "grafana_client", "httpx", "schemathesis", "bench.ingest")
+    probe = f"import sys, citytel.cli; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.strip()
+    assert loaded == "", f"`import citytel.cli` loads {loaded}: import it inside the command"

@@ -1,4 +1,4 @@
-"""``citytel bench``: benchmarks. ``ingest`` is the first; query benchmarks go next to it."""
+"""``citytel bench``: benchmarks (ingest, query, flood, fuzz, api-fuzz)."""
 
 from __future__ import annotations
 
@@ -19,20 +19,21 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bench.database import DEFAULT_ADMIN_URL
-from bench.flood import FloodBench, FloodOptions, flood_summary
-from bench.fuzz import FuzzOptions, decode_and_write, decode_only
-from bench.fuzz_report import print_fuzz_report
+# The benchmarks are imported by the command that runs them: `citytel collect` and the
+# other commands share this CLI and must not pay for them at start-up.
 from bench.history import LARGE, SMALL
-from bench.ingest import IngestBench, IngestBenchOptions
-from bench.query import QueryBench, QueryBenchOptions
-from bench.query_report import print_query_report, write_query_json
-from bench.report import evaluate, failed_targets, print_report, write_json
 from citytel.commands.options import run
 from core.urls import DatabaseUrl
 
 _PROTOCOLS = ("5", "3.1.1")
 _SCALES = {"S": SMALL, "L": LARGE}
+
+
+def _admin_url() -> str:
+    """The server benchmarks create their throwaway databases on."""
+    from bench.database import DEFAULT_ADMIN_URL  # noqa: PLC0415
+
+    return os.environ.get("CITYTEL_DATABASE_URL") or DEFAULT_ADMIN_URL
 
 
 def _parse_protocols(text: str) -> tuple[str, ...]:
@@ -89,7 +90,10 @@ def ingest(
     Starts a private Mosquitto and a fresh database (on the server of
     CITYTEL_DATABASE_URL, or the local default) and drops it afterwards.
     """
-    server = os.environ.get("CITYTEL_DATABASE_URL") or DEFAULT_ADMIN_URL
+    from bench.ingest import IngestBench, IngestBenchOptions  # noqa: PLC0415
+    from bench.report import evaluate, failed_targets, print_report, write_json  # noqa: PLC0415
+
+    server = _admin_url()
     options = IngestBenchOptions(
         admin_url=DatabaseUrl(server),
         messages=messages,
@@ -136,7 +140,10 @@ def fuzz(
 
     Exits 1 when an exception escaped or an input left no trace (no rows, no dead letter).
     """
-    server = os.environ.get("CITYTEL_DATABASE_URL") or DEFAULT_ADMIN_URL
+    from bench.fuzz import FuzzOptions, decode_and_write, decode_only  # noqa: PLC0415
+    from bench.fuzz_report import print_fuzz_report  # noqa: PLC0415
+
+    server = _admin_url()
     options = FuzzOptions(
         inputs=inputs, seed=seed, admin_url=DatabaseUrl(server) if write else None
     )
@@ -170,7 +177,10 @@ def flood(
 
     Starts a private Mosquitto and a fresh database (as `bench ingest`) and drops them.
     """
-    server = os.environ.get("CITYTEL_DATABASE_URL") or DEFAULT_ADMIN_URL
+    from bench.flood import FloodBench, FloodOptions, flood_summary  # noqa: PLC0415
+    from bench.report import write_json  # noqa: PLC0415
+
+    server = _admin_url()
     options = FloodOptions(admin_url=DatabaseUrl(server), valid=valid, factor=factor, repeat=repeat)
     console = Console()
     results = run(FloodBench(options, on_note=console.log).run())
@@ -196,7 +206,7 @@ def api_fuzz(
     """
     from bench.api_fuzz import print_api_fuzz_report  # noqa: PLC0415 - needs the dev extra
 
-    server = os.environ.get("CITYTEL_DATABASE_URL") or DEFAULT_ADMIN_URL
+    server = _admin_url()
     console = Console()
     used_seed = seed if seed is not None else random.randrange(2**32)
     console.print(f"seed {used_seed} (--seed {used_seed} repeats this run)")
@@ -246,12 +256,15 @@ def query(
     (or the local default) and drops it afterwards. L writes about 114 million rows
     (some 20 GB) and takes half an hour or more on a small machine.
     """
+    from bench.query import QueryBench, QueryBenchOptions  # noqa: PLC0415
+    from bench.query_report import print_query_report, write_query_json  # noqa: PLC0415
+
     chosen = tuple(s.strip().upper() for s in scales.split(",") if s.strip())
     if not chosen or set(chosen) - set(_SCALES):
         raise typer.BadParameter("scales are S, L or S,L")
     if storage not in ("auto", "postgres", "timescale"):
         raise typer.BadParameter("storage is auto, postgres or timescale")
-    server = os.environ.get("CITYTEL_DATABASE_URL") or DEFAULT_ADMIN_URL
+    server = _admin_url()
     options = QueryBenchOptions(
         admin_url=DatabaseUrl(server),
         scales=tuple(_SCALES[s] for s in chosen),

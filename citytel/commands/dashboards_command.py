@@ -11,8 +11,6 @@ from citytel.commands.options import ConfigOption, settings_for
 from core.settings import DashboardSettings
 from dashboards.alerts import CONTACT_POINT, RULE_GROUP
 from dashboards.build import default_out_dir, write_files
-from dashboards.errors import DashboardError
-from dashboards.push import push_dashboards
 from dashboards.render import PROVISIONED_DATASOURCE_UID
 
 
@@ -42,6 +40,9 @@ def push(
 ) -> None:
     """Upsert the folder, every dashboard, the contact point and the alert rules."""
     settings = settings_for(DashboardSettings, config)
+    from dashboards.errors import DashboardError  # noqa: PLC0415 - the client loads on push
+    from dashboards.push import push_dashboards  # noqa: PLC0415
+
     try:
         report = push_dashboards(settings, timeout_s=timeout_s, datasource_uid=datasource_uid)
     except DashboardError as exc:
