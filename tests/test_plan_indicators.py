@@ -253,3 +253,17 @@ async def test_feed_health_per_device(
     assert duplicates["p1"][0] == 216 and duplicates["e1"][0] == 96
     assert duplicates["p1"][1] == pytest.approx(216 / 3)  # whole hours: now-1h .. now+1h
     assert duplicates["p2"] == (0, 0)
+
+
+async def test_a_device_counts_from_its_installation_day(
+    city_db: asyncpg.Connection, city: str
+) -> None:
+    # p2 (silent) installed on day 2 at 15:30 local: day 1 expects only p1's 144 samples.
+    await city_db.execute(
+        "UPDATE devices SET installed_at = $1 WHERE device_id = $2",
+        DAY2 + timedelta(hours=15, minutes=30),
+        device(city, "p2"),
+    )
+    assert _approx(await _points(city_db, "pole_online_rate", city)) == _approx(
+        [(1.0, 144, 144), (0.25, 72, 288), (216 / 432, 216, 432)]
+    )

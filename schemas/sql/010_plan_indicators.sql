@@ -170,23 +170,33 @@ LANGUAGE sql STABLE AS $$
     ORDER BY 1
 $$;
 
--- Registered devices of a scope, with the part of [lo, hi) after their installation:
--- days (local dates) and seconds.
+-- Registered devices of a scope in each period: how many, and the part of the period
+-- after their installation in days (local dates) and in expected samples. The registry
+-- is read once and grouped by installation day and interval, so the cost of many
+-- periods does not grow with the number of devices.
 CREATE FUNCTION citytel_registered(p_kind text, p_city text, p_district text,
-                                   lo timestamptz, hi timestamptz, tz text)
-RETURNS TABLE (devices bigint, device_days bigint, expected_samples double precision)
+                                   starts timestamptz[], ends timestamptz[], tz text)
+RETURNS TABLE (period_start timestamptz, devices bigint, device_days bigint,
+               expected_samples double precision)
 LANGUAGE sql STABLE AS $$
-    SELECT count(*) FILTER (WHERE since < hi),
-           coalesce(sum(greatest(0, (hi AT TIME ZONE tz)::date - (since AT TIME ZONE tz)::date)), 0)::bigint,
-           coalesce(sum(greatest(0, extract(epoch FROM hi - since)) / d.interval_s), 0)::double precision
-    FROM (
-        SELECT d.interval_s,
-               greatest(lo, date_trunc('day', coalesce(d.installed_at, lo) AT TIME ZONE tz) AT TIME ZONE tz) AS since
+    WITH groups AS MATERIALIZED (
+        SELECT date_trunc('day', d.installed_at AT TIME ZONE tz) AT TIME ZONE tz AS installed,
+               d.interval_s, count(*) AS n
         FROM devices d
         WHERE (p_kind IS NULL OR d.kind = p_kind)
           AND (p_city IS NULL OR d.city = p_city)
           AND (p_district IS NULL OR coalesce(d.district, '') = p_district)
-    ) d
+        GROUP BY 1, 2
+    )
+    SELECT p.s,
+           coalesce(sum(g.n) FILTER (WHERE g.since < p.e), 0)::bigint,
+           coalesce(sum(g.n * greatest(0, (p.e AT TIME ZONE tz)::date - (g.since AT TIME ZONE tz)::date)), 0)::bigint,
+           coalesce(sum(g.n * greatest(0, extract(epoch FROM p.e - g.since)) / g.interval_s), 0)::double precision
+    FROM unnest(starts, ends) AS p(s, e)
+    LEFT JOIN LATERAL (
+        SELECT x.n, x.interval_s, greatest(p.s, coalesce(x.installed, p.s)) AS since FROM groups x
+    ) g ON true
+    GROUP BY p.s
 $$;
 
 CREATE TYPE citytel_point AS (
@@ -206,7 +216,8 @@ BEGIN
         SELECT p.s, p.e, c.covered::double precision / nullif(r.device_days, 0),
                c.covered::double precision, r.device_days::double precision
         FROM unnest(starts, ends) AS p(s, e)
-        CROSS JOIN LATERAL citytel_registered('signal', p_city, p_district, p.s, p.e, tz) r
+        JOIN citytel_registered('signal', p_city, p_district, starts, ends, tz) r
+          ON r.period_start = p.s
         CROSS JOIN LATERAL (
             SELECT coalesce(sum(x.covered), 0) AS covered FROM signal_coverage_1d x
             WHERE x.bucket >= p.s AND x.bucket < p.e
@@ -229,8 +240,9 @@ BEGIN
         SELECT p.s, p.e, citytel_clamp01(a.received / nullif(r.expected_samples, 0)),
                a.received, r.expected_samples
         FROM unnest(starts, ends) AS p(s, e)
-        CROSS JOIN LATERAL citytel_registered(
-            CASE WHEN p_name = 'pole_online_rate' THEN 'pole' END, p_city, p_district, p.s, p.e, tz) r
+        JOIN citytel_registered(CASE WHEN p_name = 'pole_online_rate' THEN 'pole' END,
+                                p_city, p_district, starts, ends, tz) r
+          ON r.period_start = p.s
         CROSS JOIN LATERAL (
             SELECT coalesce(sum(x.samples_capped), 0)::double precision AS received
             FROM citytel_area_samples_1h(CASE WHEN p_name = 'pole_online_rate' THEN 'pole' END) x
