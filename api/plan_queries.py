@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from schemas.rollups import area_merge, area_name
+from schemas.rollups import BUCKET_ORIGIN, area_merge, area_name
 from schemas.topics import Kind
 
 # --- the catalogue and targets --------------------------------------------------------------
@@ -242,7 +242,7 @@ async def area_aggregate(
     if source.local_days:
         target = "date_trunc('day', a.bucket AT TIME ZONE $5) AT TIME ZONE $5"
     else:
-        target = "date_bin($5::interval, a.bucket, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+        target = f"date_bin($5::interval, a.bucket, {BUCKET_ORIGIN})"
     sql = f"""
         WITH a AS (
             SELECT x.bucket, {across}

@@ -17,12 +17,22 @@ import asyncpg
 from ingest import deadletters as dead_letters
 from schemas.payloads import TELEMETRY_COLUMNS, TELEMETRY_MODELS, TELEMETRY_TABLES
 from schemas.registry import DEVICE_COLUMNS
+from schemas.rollups import (
+    BUCKET_ORIGIN,
+    LEVELS,
+    ROLLUP_STEP,
+    SERIES_STATISTICS,
+    Level,
+    find_stat,
+    merge_inputs,
+    merge_sql,
+    rollup_name,
+)
 from schemas.topics import Kind
 
 ColumnType = Literal["number", "bool", "text"]
 
 # Buckets start at multiples of the bucket size counted from this UTC instant.
-BUCKET_ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
 
 _DEVICE_SELECT = """
 SELECT d.device_id, d.kind, d.city, d.district, d.name, d.lat, d.lon, d.interval_s,
@@ -107,15 +117,20 @@ def aggregate_expr(agg: str, kind: Kind, column: str) -> str:
     return f"{agg}({value})"
 
 
-def series_source(kind: Kind, bucket: timedelta | None) -> str:
-    """The table a series of ``kind`` is read from: the one place that chooses.
+def series_rollup(kind: Kind, columns: Sequence[str], bucket: timedelta, agg: str) -> Level | None:
+    """The per-device rollup level that can answer a bucketed series where raw rows are gone.
 
-    Today every series reads the raw table (``date_bin`` buckets it). Rollup tables
-    (``<kind>_rollup_15m|_1h|_1d``) can serve a bucket that is a multiple of theirs;
-    switching to them means choosing here (and reading their aggregate columns).
+    Hourly for whole hours, 15 minutes for other multiples of 15 minutes; None when the
+    bucket does not fit or a field has no rollup statistic for ``agg``
+    (``schemas.rollups.SERIES_STATISTICS``).
     """
-    del bucket  # the raw table serves every bucket for now
-    return TELEMETRY_TABLES[kind]
+    if bucket % ROLLUP_STEP:
+        return None
+    statistics = SERIES_STATISTICS[kind]
+    if any((column, agg) not in statistics for column in columns):
+        return None
+    hourly = not bucket % timedelta(hours=1)
+    return next(level for level in LEVELS if level.name == ("1h" if hourly else "15m"))
 
 
 async def fetch_latest(
@@ -130,7 +145,7 @@ def _raw_select(kind: Kind, columns: Sequence[str]) -> str:
     """``ts`` and ``columns`` of one device's raw rows (``$1`` is the device id)."""
     _check_columns(kind, columns)
     selected = ", ".join(f"{_column(c)} AS {c}" for c in columns)
-    return f"SELECT t.ts, {selected} FROM {series_source(kind, None)} t WHERE t.device_id = $1"
+    return f"SELECT t.ts, {selected} FROM {TELEMETRY_TABLES[kind]} t WHERE t.device_id = $1"
 
 
 async def fetch_raw_series(
@@ -148,6 +163,15 @@ async def fetch_raw_series(
     return await conn.fetch(sql, device_id, start, end, limit)
 
 
+@dataclass(frozen=True, slots=True)
+class BucketedSeries:
+    """Rows ``bucket``, ``n`` and one column per field; ``sources`` are the relations
+    read, oldest buckets first."""
+
+    sources: list[str]
+    rows: list[asyncpg.Record]
+
+
 async def fetch_bucketed_series(
     conn: asyncpg.Connection,
     kind: Kind,
@@ -158,16 +182,88 @@ async def fetch_bucketed_series(
     end: datetime,
     bucket: timedelta,
     agg: str,
-) -> list[asyncpg.Record]:
-    """One row per non-empty bucket: ``bucket``, ``n`` (readings) and each column's aggregate."""
+) -> BucketedSeries:
+    """One row per non-empty bucket: ``bucket``, ``n`` (readings) and each column's aggregate.
+
+    Where the window starts before the device's oldest raw reading (raw rows past
+    retention, rollups kept for years) and its rollup answers these fields
+    (:func:`series_rollup`), the rollup's buckets before that reading and the raw rows
+    after it are merged as the rollups merge; otherwise the raw rows answer alone.
+    """
     _check_columns(kind, columns)
+    table = TELEMETRY_TABLES[kind]
+    level = series_rollup(kind, columns, bucket, agg)
+    if level is not None:
+        oldest = await conn.fetchval(
+            f"SELECT date_bin($2::interval, min(t.ts), {BUCKET_ORIGIN}) FROM {table} t"
+            " WHERE t.device_id = $1",
+            device_id,
+            timedelta(seconds=level.seconds),
+        )
+        raw_from = end if oldest is None else min(end, oldest)
+        if raw_from > start:
+            rows = await _rollup_then_raw(
+                conn,
+                kind,
+                device_id,
+                columns,
+                agg=agg,
+                level=level,
+                start=start,
+                raw_from=raw_from,
+                end=end,
+                bucket=bucket,
+            )
+            relation = rollup_name(kind, level)
+            return BucketedSeries([relation, table] if raw_from < end else [relation], rows)
     selected = ", ".join(f"{aggregate_expr(agg, kind, c)} AS {c}" for c in columns)
     sql = (
         f"SELECT date_bin($4::interval, t.ts, {BUCKET_ORIGIN}) AS bucket, count(*) AS n,"
-        f" {selected} FROM {series_source(kind, bucket)} t"
+        f" {selected} FROM {table} t"
         " WHERE t.device_id = $1 AND t.ts >= $2 AND t.ts < $3 GROUP BY 1 ORDER BY 1"
     )
-    return await conn.fetch(sql, device_id, start, end, bucket)
+    return BucketedSeries([table], list(await conn.fetch(sql, device_id, start, end, bucket)))
+
+
+async def _rollup_then_raw(
+    conn: asyncpg.Connection,
+    kind: Kind,
+    device_id: str,
+    columns: Sequence[str],
+    *,
+    agg: str,
+    level: Level,
+    start: datetime,
+    raw_from: datetime,
+    end: datetime,
+    bucket: timedelta,
+) -> list[asyncpg.Record]:
+    """Rollup rows in [start, raw_from) and raw rows in [raw_from, end), the raw ones
+    first computed as the rollup computes its rows, all merged into ``bucket``s."""
+    statistics = [SERIES_STATISTICS[kind][(c, agg)] for c in columns]
+    inputs = list(
+        dict.fromkeys(["samples", *(i for s in statistics for i in merge_inputs(kind, s))])
+    )
+    from_rollup = ", ".join(f"r.{name}" for name in inputs)
+    from_raw = ", ".join(f"{find_stat(kind, name).raw} AS {name}" for name in inputs)
+    merged = ", ".join(
+        f"{merge_sql(kind, s, 'p')} AS {c}" for c, s in zip(columns, statistics, strict=True)
+    )
+    sql = f"""
+        WITH p AS (
+            SELECT r.bucket, {from_rollup} FROM {rollup_name(kind, level)} r
+            WHERE r.device_id = $1 AND r.bucket >= $2 AND r.bucket < $3
+            UNION ALL
+            SELECT date_bin($6::interval, t.ts, {BUCKET_ORIGIN}), {from_raw}
+            FROM {TELEMETRY_TABLES[kind]} t
+            WHERE t.device_id = $1 AND t.ts >= $3 AND t.ts < $4 GROUP BY 1
+        )
+        SELECT date_bin($5::interval, p.bucket, {BUCKET_ORIGIN}) AS bucket,
+            {merge_sql(kind, "samples", "p")} AS n, {merged}
+        FROM p GROUP BY 1 ORDER BY 1
+    """
+    step = timedelta(seconds=level.seconds)
+    return list(await conn.fetch(sql, device_id, start, raw_from, end, bucket, step))
 
 
 def _check_columns(kind: Kind, columns: Sequence[str]) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from schemas.topics import Kind
 
@@ -40,6 +41,8 @@ class Level:
 
 LEVELS = (Level("15m", "15 minutes", 900), Level("1h", "1 hour", 3600), Level("1d", "1 day", 86400))
 AREA_LEVELS = LEVELS[:2]
+# The finest rollup bucket: buckets of rollup readers are multiples of it.
+ROLLUP_STEP = timedelta(seconds=LEVELS[0].seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,34 @@ STATS: dict[Kind, tuple[Stat, ...]] = {
     Kind.POLE: _pole_stats(),
     Kind.SIGNAL: _signal_stats(),
     Kind.ENERGY: _energy_stats(),
+}
+# What a device's bucketed series can read from its rollups once its raw rows are gone:
+# (contract field, aggregate) -> the rollup statistic that gives the same answer as the
+# aggregate over the raw rows (means weighted by their counts, shares of counted
+# samples). Other pairs are answered from raw rows only; docs/api.md says so.
+SERIES_STATISTICS: dict[Kind, dict[tuple[str, str], str]] = {
+    Kind.POLE: {
+        ("lamp_on", "avg"): "lamp_on_share",
+        ("dim_pct", "avg"): "dim_avg_pct",
+        ("pm25_ugm3", "avg"): "pm25_avg_ugm3",
+        ("pm25_ugm3", "max"): "pm25_max_ugm3",
+        ("pm10_ugm3", "avg"): "pm10_avg_ugm3",
+        ("pm10_ugm3", "max"): "pm10_max_ugm3",
+        ("noise_dba", "avg"): "noise_avg_dba",
+        ("noise_dba", "max"): "noise_max_dba",
+        ("cell_online", "avg"): "cell_online_share",
+        ("camera_online", "avg"): "camera_online_share",
+    },
+    Kind.SIGNAL: {
+        ("volume", "sum"): "volume_sum",
+        ("occupancy_pct", "avg"): "occupancy_avg_pct",
+        ("cycle_s", "avg"): "cycle_avg_s",
+    },
+    Kind.ENERGY: {
+        ("soc_pct", "min"): "soc_min_pct",
+        ("soc_pct", "max"): "soc_max_pct",
+        ("soc_pct", "last"): "soc_last_pct",
+    },
 }
 # Sums of the devices' mean flow in a bucket: what the area draws or feeds at that time.
 AREA_FLOW_TOTALS = ("import", "net_load")

@@ -25,12 +25,14 @@ from support import (
 )
 from support import wait_for_count as wait_count
 
+from api import queries
 from core.broker import MosquittoProcess
 from core.urls import DatabaseUrl
 from ingest.maintenance import maintain_partitions
 from ingest.rollups import RollupRefresher
 from schemas.migrate import StorageMode, migrate, migration_status, timescale_available
 from schemas.scratch import create_database, drop_database
+from schemas.topics import Kind
 
 pytestmark = pytest.mark.timescale
 
@@ -275,3 +277,26 @@ async def test_timescale_rollup_policies_run(tsdb: asyncpg.Connection) -> None:
         started,
     )
     assert errors == 0, await tsdb.fetch("SELECT * FROM timescaledb_information.job_errors")
+
+
+async def test_timescale_series_past_raw_rows_reads_the_continuous_aggregate(
+    tsdb: asyncpg.Connection, timescale_url: DatabaseUrl, city: str
+) -> None:
+    await plan_scenario.register(tsdb, city)
+    await plan_scenario.store(tsdb, str(timescale_url), plan_scenario.messages(city))
+    await RollupRefresher().refresh(tsdb)
+    pole = plan_scenario.device(city, "p1")
+    window = {"start": plan_scenario.DAY1, "end": plan_scenario.END, "bucket": timedelta(hours=6)}
+
+    async def series() -> queries.BucketedSeries:
+        return await queries.fetch_bucketed_series(
+            tsdb, Kind.POLE, pole, ["pm25_ugm3", "lamp_on"], agg="avg", **window
+        )
+
+    from_raw = await series()
+    await tsdb.execute("DELETE FROM pole_telemetry WHERE device_id = $1", pole)  # as retention
+    from_rollup = await series()
+    assert (from_raw.sources, from_rollup.sources) == (["pole_telemetry"], ["pole_rollup_1h"])
+    assert len(from_raw.rows) == 7  # 36 hours of 10-minute samples from 16:00 UTC
+    for got, want in zip(from_rollup.rows, from_raw.rows, strict=True):
+        assert dict(got) == pytest.approx(dict(want))

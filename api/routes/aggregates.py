@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -12,11 +12,10 @@ from api import plan_queries
 from api.deps import Db, Settings, WindowDep, check_point_budget, parse_bucket
 from api.errors import InvalidQueryError
 from api.params import Bucket, City, FieldList, Text
-from schemas.rollups import area_merge
+from schemas.rollups import ROLLUP_STEP, area_merge
 from schemas.topics import Kind
 
 router = APIRouter(prefix="/aggregates", tags=["telemetry"])
-ROLLUP_STEP = timedelta(minutes=15)
 
 
 class AreaAggregate(BaseModel):

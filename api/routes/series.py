@@ -23,7 +23,7 @@ from api.deps import (
 )
 from api.errors import InvalidQueryError
 from api.params import Bucket, FieldList
-from schemas.payloads import TELEMETRY_COLUMNS
+from schemas.payloads import TELEMETRY_COLUMNS, TELEMETRY_TABLES
 from schemas.topics import Kind
 
 router = APIRouter(tags=["telemetry"])
@@ -67,6 +67,10 @@ class Series(BaseModel):
     end: datetime = Field(serialization_alias="to")
     bucket: str | None
     agg: Aggregate | None
+    sources: list[str] = Field(
+        description="Relations read, oldest points first: the device's rollup for buckets"
+        " whose raw rows are past retention, then the raw table."
+    )
     truncated: bool
     points: list[dict[str, Any]]
 
@@ -147,7 +151,11 @@ async def get_series(
     fields: FieldsQuery = None,
     limit: Annotated[int, Query(ge=1, le=MAX_RAW_ROWS, description="Raw rows only.")] = 1000,
 ) -> Series:
-    """Raw readings (no ``bucket``) or ``date_bin`` buckets of one device's telemetry."""
+    """Raw readings (no ``bucket``) or ``date_bin`` buckets of one device's telemetry.
+
+    Buckets older than the device's raw rows (past retention) come from its rollup
+    when the bucket is a multiple of 15 minutes and every field has a rollup
+    statistic for ``agg``; ``sources`` says what was read."""
     kind = Kind(device["kind"])
     names = parse_fields(kind, fields)
     what = (db, kind, device["device_id"], names)
@@ -155,13 +163,14 @@ async def get_series(
     if request.size is None:
         rows = await queries.fetch_raw_series(*what, **bounds, limit=limit + 1)
         points = [dict(r) for r in rows[:limit]]
-        return _series(device, names, request, points, truncated=len(rows) > limit)
+        sources = [TELEMETRY_TABLES[kind]]
+        return _series(device, names, request, points, sources, truncated=len(rows) > limit)
     check_aggregate(kind, names, request.agg)
-    rows = await queries.fetch_bucketed_series(
+    series = await queries.fetch_bucketed_series(
         *what, **bounds, bucket=request.size, agg=request.agg
     )
-    points = [{"ts": r["bucket"], "n": r["n"], **{n: r[n] for n in names}} for r in rows]
-    return _series(device, names, request, points)
+    points = [{"ts": r["bucket"], "n": r["n"], **{n: r[n] for n in names}} for r in series.rows]
+    return _series(device, names, request, points, series.sources)
 
 
 def _series(
@@ -169,6 +178,7 @@ def _series(
     names: list[str],
     request: SeriesRequest,
     points: list[dict[str, Any]],
+    sources: list[str],
     *,
     truncated: bool = False,
 ) -> Series:
@@ -180,6 +190,7 @@ def _series(
         end=request.window.end,
         bucket=request.bucket,
         agg=request.agg if request.bucket is not None else None,
+        sources=sources,
         truncated=truncated,
         points=points,
     )
