@@ -35,6 +35,7 @@ from simulators import FaultRates, Fleet, SimulationOptions, run_simulation
 
 logger = logging.getLogger(__name__)
 console = Console(stderr=True)
+LOG_STATUS_EVERY_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,8 +208,12 @@ async def _show_status(
     conn = await asyncpg.connect(str(database.url), timeout=10)
     last_received, last_time = 0, time.monotonic()
     rate = 0.0
+    # A terminal gets one line updated in place; a log (output piped or redirected) gets
+    # a line every LOG_STATUS_EVERY_S.
+    live = Live(console=console, refresh_per_second=2) if console.is_terminal else None
+    last_logged = 0.0
     try:
-        with Live(console=console, refresh_per_second=2, transient=False) as live:
+        with live if live is not None else contextlib.nullcontext():
             while not stop.is_set():
                 if any(task.done() for task in tasks):
                     for task in tasks:
@@ -225,10 +230,15 @@ async def _show_status(
                 stored = sum(collector.metrics.stored.values())
                 dead = sum(collector.metrics.dead_letters.values())
                 shown = "–" if coverage is None else f"{coverage}%"
-                live.update(
+                status = (
                     f"[bold]{rate:7.1f} msg/s[/bold]  rows stored {stored:,}  "
                     f"dead letters {dead:,}  signal-timing coverage {shown} (target 40%)"
                 )
+                if live is not None:
+                    live.update(status)
+                elif now - last_logged >= LOG_STATUS_EVERY_S:
+                    console.print(status)
+                    last_logged = now
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
     finally:
