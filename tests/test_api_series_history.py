@@ -139,23 +139,29 @@ async def test_energy_soc_last_and_min_across_the_edge(
 
 
 @pytest.mark.usefixtures("history")
-async def test_fields_without_a_rollup_statistic_are_read_from_raw_rows_only(
-    client: httpx.AsyncClient, db: asyncpg.Connection
+@pytest.mark.parametrize(
+    ("kind", "params", "field", "values"),
+    [
+        # load_kw has no rollup statistic for avg: the whole request reads raw rows.
+        (Kind.ENERGY, {"fields": "soc_pct,load_kw", "bucket": "1h"}, "load_kw", [10.0]),
+        # 10 minutes is not a multiple of the rollups' 15.
+        (Kind.POLE, {"fields": "pm25_ugm3", "bucket": "10m"}, "pm25_ugm3", [50.0, 70.0]),
+    ],
+    ids=["field-without-rollup-statistic", "bucket-off-the-rollup-grid"],
+)
+async def test_other_requests_read_raw_rows_only(
+    client: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    *,
+    kind: Kind,
+    params: dict[str, str],
+    field: str,
+    values: list[float],
 ) -> None:
-    await drop_raw_before(db, "energy_telemetry", at(60))
-    body = await series(client, "e1", fields="soc_pct,load_kw", bucket="1h", agg="avg")
-    assert body["sources"] == ["energy_telemetry"]
-    assert [p["ts"] for p in body["points"]] == ["2026-11-30T01:00:00Z"]
-
-
-@pytest.mark.usefixtures("history")
-async def test_buckets_off_the_rollup_grid_are_read_from_raw_rows_only(
-    client: httpx.AsyncClient, db: asyncpg.Connection
-) -> None:
-    await drop_raw_before(db, "pole_telemetry", at(60))
-    body = await series(client, "p1", fields="pm25_ugm3", bucket="10m")
-    assert body["sources"] == ["pole_telemetry"]
-    assert [p["pm25_ugm3"] for p in body["points"]] == [50.0, 70.0]
+    await drop_raw_before(db, f"{kind}_telemetry", at(60))
+    body = await series(client, DEVICES[kind], **params)
+    assert body["sources"] == [f"{kind}_telemetry"]
+    assert [p[field] for p in body["points"]] == values
 
 
 @pytest.mark.usefixtures("history")
