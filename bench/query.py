@@ -1,11 +1,11 @@
-"""``citytel bench query``: indicator and aggregate requests at two city scales.
+"""``citytel bench query``: indicator, aggregate and series requests at two city scales.
 
 For each scale (S: 300 intersections, 1,000 poles, 20 energy nodes; L: ten times the
 devices; 30 days at a 5-minute interval) a throwaway database gets the history
 straight from PostgreSQL (:mod:`bench.history`) and its rollups are refreshed. Then:
 
-- **through the API**: ``citytel api`` runs as its own process; the same indicator and
-  aggregate requests are sent over loopback, one at a time, each ``repeat`` times; the
+- **through the API**: ``citytel api`` runs as its own process; the same indicator,
+  aggregate and device series requests are sent over loopback, one at a time, each ``repeat`` times; the
   p50 and p95 latencies are reported per request and scale, with L / S;
 - **rollups against raw rows**: a few of the same questions are answered in SQL from
   the rollups (the functions the API calls) and straight from the raw tables, side by
@@ -108,6 +108,19 @@ REQUESTS = (
         "/v1/aggregates/signal",
         {"city": "qingdao", "district": "d1", "bucket": "15m"},
         2,
+    ),
+    # One device: its raw rows through the (device_id, ts) key, whatever the city's size.
+    Request(
+        "one pole's PM2.5 by hour, 30 days",
+        "/v1/devices/pole-000007/series",
+        {"fields": "pm25_ugm3", "bucket": "1h"},
+        30,
+    ),
+    Request(
+        "one energy node's last SoC by day, 30 days",
+        "/v1/devices/energy-000003/series",
+        {"fields": "soc_pct", "bucket": "1d", "agg": "last"},
+        30,
     ),
 )
 
