@@ -5,8 +5,9 @@ devices; 30 days at a 5-minute interval) a throwaway database gets the history
 straight from PostgreSQL (:mod:`bench.history`) and its rollups are refreshed. Then:
 
 - **through the API**: ``citytel api`` runs as its own process; the same indicator,
-  aggregate and device series requests are sent over loopback, one at a time, each ``repeat`` times; the
-  p50 and p95 latencies are reported per request and scale, with L / S;
+  aggregate and device series requests are sent over loopback, one at a time, each
+  ``repeat`` times; the p50 and p95 latencies are reported per request and scale, with
+  L / S;
 - **rollups against raw rows**: a few of the same questions are answered in SQL from
   the rollups (the functions the API calls) and straight from the raw tables, side by
   side on the same database, so the rollups' gain is a measured ratio; the two answers
