@@ -32,8 +32,6 @@ from schemas.topics import Kind
 
 ColumnType = Literal["number", "bool", "text"]
 
-# Buckets start at multiples of the bucket size counted from this UTC instant.
-
 _DEVICE_SELECT = """
 SELECT d.device_id, d.kind, d.city, d.district, d.name, d.lat, d.lon, d.interval_s,
        d.installed_at, d.functions, d.intersection, d.arterial, d.site_type,
@@ -198,7 +196,7 @@ async def fetch_bucketed_series(
             f"SELECT date_bin($2::interval, min(t.ts), {BUCKET_ORIGIN}) FROM {table} t"
             " WHERE t.device_id = $1",
             device_id,
-            timedelta(seconds=level.seconds),
+            level.step,
         )
         raw_from = end if oldest is None else min(end, oldest)
         if raw_from > start:
@@ -262,8 +260,7 @@ async def _rollup_then_raw(
             {merge_sql(kind, "samples", "p")} AS n, {merged}
         FROM p GROUP BY 1 ORDER BY 1
     """
-    step = timedelta(seconds=level.seconds)
-    return list(await conn.fetch(sql, device_id, start, raw_from, end, bucket, step))
+    return list(await conn.fetch(sql, device_id, start, raw_from, end, bucket, level.step))
 
 
 def _check_columns(kind: Kind, columns: Sequence[str]) -> None:

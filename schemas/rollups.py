@@ -38,11 +38,15 @@ class Level:
     interval: str  # SQL interval
     seconds: int
 
+    @property
+    def step(self) -> timedelta:
+        return timedelta(seconds=self.seconds)
+
 
 LEVELS = (Level("15m", "15 minutes", 900), Level("1h", "1 hour", 3600), Level("1d", "1 day", 86400))
 AREA_LEVELS = LEVELS[:2]
 # The finest rollup bucket: buckets of rollup readers are multiples of it.
-ROLLUP_STEP = timedelta(seconds=LEVELS[0].seconds)
+ROLLUP_STEP = LEVELS[0].step
 
 
 @dataclass(frozen=True, slots=True)
